@@ -1,0 +1,87 @@
+"""Lambda entry point: EventBridge event in, at most one Security Hub finding out.
+
+Thin wiring only. What counts as a finding is in ``rule``, what a finding looks like is in ``finding``, and how
+it reaches Security Hub is in ``publisher``. Clients and settings live at module level so a warm container
+reuses them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cloudtrail import InvalidEventError, unwrap
+from finding import DetectorAccount, build_finding
+from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
+from rule import RuleSettings, Verdict, evaluate
+
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LambdaCrudDetector"), service=SERVICE_NAME)
+settings = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
+# AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
+publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
+
+_METRIC_BY_VERDICT = {"finding": "Findings", "allowlisted": "Allowlisted", "ignored": "Ignored"}
+
+
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Judge one CloudTrail record and, when it is a finding, store it in Security Hub."""
+    try:
+        cloudtrail_event = unwrap(event)
+    except InvalidEventError as error:
+        # Raising sends the event to the failure destination, where it can be inspected and replayed.
+        logger.error(f"Invalid event: {error}")
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
+
+    record = cloudtrail_event.record
+    verdict = evaluate(record, settings)
+    logger.info(
+        f"Verdict: {verdict.kind}",
+        verdict=verdict.kind,
+        eventID=record.get("eventID"),
+        eventName=record.get("eventName"),
+        action=verdict.action,
+        principal=verdict.principal_arn,
+        reason=verdict.reason,
+    )
+    finding_id = _store_finding(cloudtrail_event, verdict, context) if verdict.kind == "finding" else None
+    metrics.add_metric(name=_METRIC_BY_VERDICT[verdict.kind], unit=MetricUnit.Count, value=1)
+    return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
+
+
+def _store_finding(cloudtrail_event: Any, verdict: Verdict, context: LambdaContext) -> str:
+    detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+    finding = build_finding(cloudtrail_event, verdict, detector)
+    try:
+        publisher.publish([finding])
+    except Exception:
+        logger.exception("Could not store finding; the event will be retried", findingId=finding["Id"])
+        metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=1)
+        raise
+    return finding["Id"]
+
+
+def _instrument(handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]]) -> Callable[..., Any]:
+    """Apply Powertools in its documented order: logger outermost, then tracer, then metrics.
+
+    The tracer is opt-in (``ENABLE_TRACING=true``): its X-Ray SDK adds about 300 ms to every cold start,
+    so it is imported only when asked for.
+    """
+    handler = metrics.log_metrics(handler, capture_cold_start_metric=True)
+    if os.environ.get("ENABLE_TRACING", "false").lower() == "true":
+        from aws_lambda_powertools import Tracer
+
+        handler = Tracer().capture_lambda_handler(handler)
+    return logger.inject_lambda_context(handler, correlation_id_path=correlation_paths.EVENT_BRIDGE)
+
+
+lambda_handler = _instrument(handle)

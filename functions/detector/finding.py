@@ -1,0 +1,336 @@
+"""Build the ASFF finding for one CloudTrail record: the one place that shapes and bounds a finding.
+
+Finding Id scheme, fixed for good: ``AWS.LAMBDA.CRUD/<recipientAccountId>/<awsRegion>/<eventID>``. When any
+of the three parts is missing or not plain ASCII (anonymised or hostile records), the Id is instead
+``AWS.LAMBDA.CRUD/sha256/<hex digest of the three parts>``. Either way the same record always gets the same Id
+and ``CreatedAt == UpdatedAt == eventTime``, so Security Hub treats every retry or replay of the record as an
+update that is not newer than what it holds: exactly one finding per event, with no state of our own.
+
+Every string that reaches the finding is cleaned (control characters and unpaired surrogates replaced) and
+clipped in UTF-8 bytes, which is never more than the character limits Security Hub enforces. A rejected finding
+is a detection switched off, so no record, however odd, may produce one that breaks a limit.
+
+The builder does no I/O and copies nothing from a function's environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from cloudtrail import CloudTrailEvent
+from rule import RULE_ID, Verdict
+
+SCHEMA_VERSION = "2018-10-08"
+SEVERITY_LABEL = "HIGH"
+SEVERITY_ORIGINAL = "High"
+FINDING_TYPE = "TTPs/Persistence/T1525-Implant Internal Image"
+RULE_DESCRIPTION = "Unauthorized lambda Create, Read, Update, or Delete event occurred."
+RUNBOOK_URL = "https://docs.aws.amazon.com/lambda/latest/dg/logging-using-cloudtrail.html"
+RECOMMENDATION = (
+    "Confirm with the principal's owner that this change to the Lambda function was intended. If it was not, "
+    "revert the function's code, configuration, permissions or aliases, rotate the principal's credentials, "
+    "and review what else the principal did. If it was, run such changes through the deployment role."
+)
+
+# Limits Security Hub enforces on BatchImportFindings (boto3 checks none of them).
+MAX_ID = 512
+MAX_TITLE = 256
+MAX_DESCRIPTION = 1024
+MAX_RECOMMENDATION = 512
+MAX_PRODUCT_FIELD_VALUE = 2048
+MAX_API_NAME = 128
+MAX_RESOURCE_ID = 512
+MAX_RESOURCE_REGION = 16
+TRUNCATION_MARKER = "…[truncated]"
+
+ASFF_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+_CONSOLE_HOSTS = {
+    "aws": "{region}.console.aws.amazon.com",
+    "aws-cn": "{region}.console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+_ID_PART = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_ARN = re.compile(r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso[a-z-]*):[^\s]+")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Bounds on the walk that collects ARNs, so a huge or deeply nested requestParameters costs little.
+_MAX_NODES_WALKED = 5000
+_MAX_ARNS = 50
+# Keys whose values are never read: a function's environment holds its secrets.
+_NEVER_READ_KEYS = frozenset({"environment", "variables"})
+
+
+@dataclass(frozen=True)
+class DetectorAccount:
+    """The account, partition and Region the detector runs in; findings belong to its default product."""
+
+    account_id: str
+    partition: str
+    region: str
+
+    @classmethod
+    def from_function_arn(cls, function_arn: str, region: str) -> DetectorAccount:
+        """Read partition and account from the detector's own ARN (``context.invoked_function_arn``)."""
+        parts = function_arn.split(":")
+        if len(parts) < 7 or parts[0] != "arn" or not parts[1] or not parts[4]:
+            raise ValueError(f"not a Lambda function ARN: {function_arn!r}")
+        return cls(account_id=parts[4], partition=parts[1], region=region)
+
+    @property
+    def product_arn(self) -> str:
+        account = self.account_id
+        return f"arn:{self.partition}:securityhub:{self.region}:{account}:product/{account}/default"
+
+
+def finding_id(record: Mapping[str, Any]) -> str:
+    """The finding Id of a record (see the module docstring for the scheme)."""
+    parts = [_str(record.get(key)) or "" for key in ("recipientAccountId", "awsRegion", "eventID")]
+    if all(_ID_PART.fullmatch(part) for part in parts):
+        return "/".join([RULE_ID, *parts])
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{RULE_ID}/sha256/{digest}"
+
+
+def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> dict[str, Any]:
+    """The ASFF finding for a record the rule judged a finding."""
+    record = event.record
+    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
+    event_name = _str(record.get("eventName")) or "unknown"
+    action = verdict.action or event_name
+    account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or "unknown-account"
+    region = _str(record.get("awsRegion")) or "unknown-region"
+    partition = _partition_of(region)
+    caller_arn = _str(identity.get("arn"))
+    principal = verdict.principal_arn or caller_arn or _str(identity.get("invokedBy"))
+    source = _str(record.get("sourceIPAddress"))
+    error_code = _str(record.get("errorCode"))
+    timestamp = asff_timestamp(event.event_time)
+    function_arn = _function_arn(record, account, region, partition)
+
+    title = (
+        f"[{_clip(caller_arn or 'unknown-arn', 120)}] performed Lambda [{_clip(action, 48)}] "
+        f"in [{_clip(account, 24)} {_clip(region, 24)}]."
+    )
+    happened = "attempted" if error_code else "performed"
+    description = (
+        f"{RULE_DESCRIPTION} {_clip(principal or 'An unidentified principal', 300)} {happened} "
+        f"{_clip(event_name, 80)} on {_clip(function_arn or _other_target(record), 300)} "
+        f"from {_clip(source or 'an unknown source', 100)}."
+    )
+    if error_code:
+        message = _str(record.get("errorMessage"))
+        description += f" The call failed: {_clip(error_code, 60)}" + (f": {_clip(message, 200)}" if message else "")
+
+    finding: dict[str, Any] = {
+        "SchemaVersion": SCHEMA_VERSION,
+        "Id": finding_id(record),
+        "ProductArn": detector.product_arn,
+        "GeneratorId": RULE_ID,
+        "AwsAccountId": detector.account_id,
+        "CreatedAt": timestamp,
+        "UpdatedAt": timestamp,
+        "FirstObservedAt": timestamp,
+        "LastObservedAt": timestamp,
+        "Severity": {"Label": SEVERITY_LABEL, "Original": SEVERITY_ORIGINAL},
+        "Types": [FINDING_TYPE],
+        "FindingProviderFields": {
+            "Severity": {"Label": SEVERITY_LABEL, "Original": SEVERITY_ORIGINAL},
+            "Types": [FINDING_TYPE],
+        },
+        "Title": _clip(title, MAX_TITLE),
+        "Description": _clip(description, MAX_DESCRIPTION),
+        "Remediation": {"Recommendation": {"Text": _clip(RECOMMENDATION, MAX_RECOMMENDATION), "Url": RUNBOOK_URL}},
+        "Resources": _resources(record, function_arn, principal, account, region, partition),
+        "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
+        "ProductFields": _product_fields(record, verdict, principal, caller_arn, function_arn),
+        "RecordState": "ACTIVE",
+        "Workflow": {"Status": "NEW"},
+    }
+    source_url = _console_url(_str(record.get("eventID")) or "", region, partition)
+    if source_url:
+        finding["SourceUrl"] = source_url
+    return finding
+
+
+def asff_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.fffZ``, the form Security Hub documents (``moment`` is UTC)."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def clean(text: str) -> str:
+    """Replace control characters and unpaired surrogates, which would break encoding or display."""
+    return _UNPRINTABLE.sub("\ufffd", text)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cleaned and cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
+    text = clean(text)
+    if len(text) * 4 <= limit:
+        return text
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    keep = limit - len(TRUNCATION_MARKER.encode("utf-8"))
+    return encoded[:keep].decode("utf-8", "ignore") + TRUNCATION_MARKER
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def _parameters(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _function_arn(record: Mapping[str, Any], account: str, region: str, partition: str) -> str | None:
+    """The unqualified ARN of the function a call touched, from whichever form the record names it in."""
+    name = _str(_parameters(record, "requestParameters").get("functionName")) or _str(
+        _parameters(record, "responseElements").get("functionArn")
+    )
+    if name is None:
+        return None
+    parts = name.split(":")
+    if parts[0] == "arn" and len(parts) >= 7:  # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+        return ":".join(parts[:7])
+    if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME[:QUALIFIER]
+        return f"arn:{partition}:lambda:{region}:{parts[0]}:function:{parts[2]}"
+    return f"arn:{partition}:lambda:{region}:{account}:function:{parts[0]}"  # NAME[:QUALIFIER]
+
+
+def _other_target(record: Mapping[str, Any]) -> str:
+    """What a call touched when it names no function: an event source mapping, or just the call itself."""
+    uuid = _str(_parameters(record, "requestParameters").get("uUID")) or _str(
+        _parameters(record, "requestParameters").get("uuid")
+    )
+    if uuid:
+        return f"event-source-mapping:{uuid}"
+    return f"lambda:{_str(record.get('eventName')) or 'unknown'}:{_str(record.get('eventID')) or 'unknown'}"
+
+
+def _resources(
+    record: Mapping[str, Any],
+    function_arn: str | None,
+    principal: str | None,
+    account: str,
+    region: str,
+    partition: str,
+) -> list[dict[str, Any]]:
+    placement: dict[str, str] = {}
+    if partition in ASFF_PARTITIONS:
+        placement["Partition"] = partition
+    if _REGION.fullmatch(region) and len(region) <= MAX_RESOURCE_REGION:
+        placement["Region"] = region
+    if function_arn:
+        touched = {"Type": "AwsLambdaFunction", "Id": _clip(function_arn, MAX_RESOURCE_ID), **placement}
+    else:
+        target = _other_target(record)
+        if target.startswith("event-source-mapping:"):
+            target = f"arn:{partition}:lambda:{region}:{account}:{target}"
+        touched = {"Type": "Other", "Id": _clip(target, MAX_RESOURCE_ID), **placement}
+    resources = [touched]
+    if principal:
+        kind = "AwsIamRole" if ":role/" in principal else "AwsIamUser" if ":user/" in principal else "Other"
+        resources.append({"Type": kind, "Id": _clip(principal, MAX_RESOURCE_ID)})
+    return resources
+
+
+def _action(api: str, service: str, source: str | None, timestamp: str) -> dict[str, Any]:
+    call: dict[str, Any] = {
+        "Api": _clip(api, MAX_API_NAME),
+        "ServiceName": _clip(service, MAX_API_NAME),
+        "FirstSeen": timestamp,
+        "LastSeen": timestamp,
+    }
+    if source is not None:
+        if _is_ipv4(source):
+            call["CallerType"] = "remoteip"
+            call["RemoteIpDetails"] = {"IpAddressV4": source}
+        else:
+            # A service (cloudformation.amazonaws.com) or an IPv6 address, which RemoteIpDetails cannot hold.
+            call["CallerType"] = "domain"
+            call["DomainDetails"] = {"Domain": _clip(source, MAX_API_NAME)}
+    return {"ActionType": "AWS_API_CALL", "AwsApiCallAction": call}
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
+def _product_fields(
+    record: Mapping[str, Any],
+    verdict: Verdict,
+    principal: str | None,
+    caller_arn: str | None,
+    function_arn: str | None,
+) -> dict[str, str]:
+    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
+    fields: dict[str, Any] = {
+        "RuleId": RULE_ID,
+        "eventID": record.get("eventID"),
+        "eventName": record.get("eventName"),
+        "eventSource": record.get("eventSource"),
+        "recipientAccountId": record.get("recipientAccountId"),
+        "awsRegion": record.get("awsRegion"),
+        "principalArn": principal,
+        "userIdentity.arn": caller_arn,
+        "userIdentity.type": identity.get("type"),
+        "userIdentity.accountId": identity.get("accountId"),
+        "sourceIPAddress": record.get("sourceIPAddress"),
+        "userAgent": record.get("userAgent"),
+        "errorCode": record.get("errorCode"),
+        "errorMessage": record.get("errorMessage"),
+        "functionArn": function_arn,
+        "verdictReason": verdict.reason,
+        "p_any_aws_arns": ", ".join(sorted(_arns_in(record))),
+    }
+    return {key: _clip(value, MAX_PRODUCT_FIELD_VALUE) for key, value in fields.items() if _str(value)}
+
+
+def _arns_in(record: Mapping[str, Any]) -> set[str]:
+    """Every ARN in the record (as the original rule's ``p_any_aws_arns``), outside any environment."""
+    found: set[str] = set()
+    for text in _strings_in(record):
+        if text.startswith("arn:") and _ARN.fullmatch(text):
+            found.add(text)
+            if len(found) >= _MAX_ARNS:
+                break
+    return found
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    stack, walked = [value], 0
+    while stack and walked < _MAX_NODES_WALKED:
+        node = stack.pop()
+        walked += 1
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, Mapping):
+            stack.extend(v for k, v in node.items() if not (isinstance(k, str) and k.lower() in _NEVER_READ_KEYS))
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _console_url(event_id: str, region: str, partition: str) -> str | None:
+    if not event_id or not _REGION.fullmatch(region) or partition not in _CONSOLE_HOSTS:
+        return None
+    host = _CONSOLE_HOSTS[partition].format(region=region)
+    return f"https://{host}/cloudtrailv2/home?region={region}#/events/{quote(event_id[:256], safe='')}"
