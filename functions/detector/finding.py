@@ -330,7 +330,8 @@ def _strings_in(value: Any) -> Iterator[str]:
 
 
 def _console_url(event_id: str, region: str, partition: str) -> str | None:
-    if not event_id or not _REGION.fullmatch(region) or partition not in _CONSOLE_HOSTS:
+    # Only a plain event id and a real Region make a link worth following.
+    if not _ID_PART.fullmatch(event_id) or not _REGION.fullmatch(region) or partition not in _CONSOLE_HOSTS:
         return None
     host = _CONSOLE_HOSTS[partition].format(region=region)
-    return f"https://{host}/cloudtrailv2/home?region={region}#/events/{quote(event_id[:256], safe='')}"
+    return f"https://{host}/cloudtrailv2/home?region={region}#/events/{quote(event_id, safe='')}"

@@ -1,0 +1,62 @@
+# lambda-crud-detector. `make demo` tries the detector locally; `make test` runs every test.
+# Both create the Python 3.13 environment on first use. Nothing here needs an AWS account.
+
+PYTHON ?= python3.13
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+BUILD_DIR := .aws-sam/build
+BUILT := $(BUILD_DIR)/DetectorFunction/app.py
+EVENT ?= events/update-function-code-by-iam-user.json
+
+# sam and the tests find python3.13 and every tool in the environment. Offline: no telemetry, no real
+# credentials, and a Region so that boto3 and sam can start.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+
+.PHONY: demo test venv build validate invoke findings bench clean
+
+demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
+	$(BIN)/python -m tools.demo
+
+test: $(INSTALLED)  ## Run the whole test suite (unit, template, build, end-to-end)
+	$(BIN)/python -m pytest
+
+venv: $(INSTALLED)
+
+$(INSTALLED): requirements-dev.txt functions/detector/requirements.txt
+	@echo "==> Creating the Python 3.13 environment in $(VENV) (first run only; this takes a few minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --progress-bar off -r requirements-dev.txt
+	@touch $@
+
+build: $(BUILT)
+
+$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt
+	@echo "==> sam build"
+	$(BIN)/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
+	@touch $@
+
+validate: $(INSTALLED)  ## sam validate with cfn-lint, and cfn-lint on the member-account template
+	$(BIN)/sam validate --template-file template.yaml --lint
+	$(BIN)/cfn-lint deploy/member-forwarder.yaml
+
+invoke: $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
+		echo "make invoke needs a running Docker engine, and none answers here."; \
+		echo "Run 'make demo' instead: it runs the same built function under the Lambda runtime emulator, without Docker."; \
+		exit 1; }
+	$(BIN)/sam local invoke DetectorFunction --template $(BUILD_DIR)/template.yaml --event $(EVENT) --env-vars env/local.json
+
+findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--since 1d --json"
+	$(BIN)/python -m tools.findings $(ARGS)
+
+bench: $(BUILT)  ## Cold start, warm CPU, memory, package size and pattern cost, each against its baseline
+	$(BIN)/python -m tools.bench
+
+clean:
+	rm -rf .aws-sam .local

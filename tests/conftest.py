@@ -1,0 +1,80 @@
+"""Shared fixtures: an offline AWS environment, a Lambda context, and the handler on a mocked Security Hub."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# Set before anything creates a boto3 client: no real credentials, no real endpoint, a fixed Region.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_SERVICE_NAME="lambda-crud-detector",
+    POWERTOOLS_METRICS_NAMESPACE="LambdaCrudDetector",
+)
+for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_PROFILE", "ALLOWLIST_PATTERNS", "EXTRA_ACTIONS"):
+    os.environ.pop(variable, None)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402  (imported before the handler so its client is mockable)
+
+DETECTOR_ACCOUNT = "123456789012"
+DETECTOR_FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{DETECTOR_ACCOUNT}:function:DetectorFunction"
+
+
+@dataclass
+class FakeLambdaContext:
+    invoked_function_arn: str = DETECTOR_FUNCTION_ARN
+    function_name: str = "DetectorFunction"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "5d9b0a6e-1f1c-4a42-9d8e-6b8c2f3a7e11"
+    log_group_name: str = "/aws/lambda/DetectorFunction"
+    log_stream_name: str = "2026/11/27/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def security_hub() -> Iterator[Any]:
+    """A mocked Security Hub, and a client to read it back."""
+    with mock_aws():
+        yield boto3.client("securityhub", region_name="us-east-1")
+
+
+@pytest.fixture
+def detector(security_hub: Any) -> ModuleType:
+    """The handler module, freshly imported as in a new container, talking to the mocked Security Hub."""
+    import app
+
+    return importlib.reload(app)
+
+
+def stored_findings(client: Any) -> list[dict[str, Any]]:
+    """Every finding Security Hub holds, across pages."""
+    findings: list[dict[str, Any]] = []
+    for page in client.get_paginator("get_findings").paginate():
+        findings += page["Findings"]
+    return findings
+
+
+def json_log_lines(caplog: pytest.LogCaptureFixture, detector: ModuleType) -> list[dict[str, Any]]:
+    """The handler's log lines as Lambda would record them, formatted by its own Powertools formatter."""
+    formatter = detector.logger.registered_formatter
+    return [json.loads(formatter.format(record)) for record in caplog.records if record.name == detector.logger.name]

@@ -1,0 +1,154 @@
+"""The handler end to end on a mocked Security Hub: verdicts, stored findings, retries and refusals."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from cloudtrail import InvalidEventError
+from publisher import PublishError
+from tests.asff import assert_valid_finding
+from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
+from tools.cases import INVALID, load_cases
+
+CASES = load_cases()
+
+
+def test_every_sample_event_gets_its_verdict_and_security_hub_holds_exactly_the_findings(
+    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+) -> None:
+    expected_ids = set()
+    for case in CASES:
+        if case.expected_verdict == INVALID:
+            with pytest.raises(InvalidEventError):
+                detector.lambda_handler(copy.deepcopy(case.event), lambda_context)
+            continue
+        result = detector.lambda_handler(copy.deepcopy(case.event), lambda_context)
+        assert result["verdict"] == case.expected_verdict, case.file
+        assert (result["findingId"] is not None) == (case.expected_verdict == "finding"), case.file
+        assert result["reason"]
+        if result["findingId"]:
+            expected_ids.add(result["findingId"])
+
+    findings = stored_findings(security_hub)
+    assert {finding["Id"] for finding in findings} == expected_ids
+    assert len(findings) == len(expected_ids) == sum(case.expected_verdict == "finding" for case in CASES)
+    for finding in findings:
+        assert_valid_finding(finding)
+        assert finding["AwsAccountId"] == DETECTOR_ACCOUNT
+
+
+def finding_case_event() -> dict[str, Any]:
+    return copy.deepcopy(next(case.event for case in CASES if case.file == "spoofed-deployrole-session-name.json"))
+
+
+def test_delivering_the_same_event_three_times_leaves_one_finding(
+    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+) -> None:
+    results = [detector.lambda_handler(finding_case_event(), lambda_context) for _ in range(3)]
+    assert len({result["findingId"] for result in results}) == 1
+    assert len(stored_findings(security_hub)) == 1
+
+
+def test_rejected_findings_raise_so_the_event_is_retried(
+    detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    rejected = {"FailedCount": 1, "SuccessCount": 0, "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidInput", "ErrorMessage": "bad"}]}
+    with mock.patch.object(detector.publisher._client, "batch_import_findings", return_value=rejected):
+        with pytest.raises(PublishError, match="InvalidInput"):
+            detector.lambda_handler(finding_case_event(), lambda_context)
+
+
+def test_a_failed_count_without_details_still_raises(detector: ModuleType, lambda_context: FakeLambdaContext) -> None:
+    with mock.patch.object(detector.publisher._client, "batch_import_findings", return_value={"FailedCount": 2}):
+        with pytest.raises(PublishError):
+            detector.lambda_handler(finding_case_event(), lambda_context)
+
+
+def envelope(detail: Any) -> dict[str, Any]:
+    return {"id": "e1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda", "detail": detail}
+
+
+def valid_detail() -> dict[str, Any]:
+    return copy.deepcopy(finding_case_event()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([], "not an EventBridge envelope: expected an object, got list"),
+        (None, "expected an object, got null"),
+        ("{}", "expected an object, got str"),
+        ({"detail": {}}, "missing detail-type, source"),
+        (valid_detail(), "missing detail-type, source, detail"),
+        (envelope("text"), "detail is not an object: got str"),
+        (envelope(None), "detail is not an object: got null"),
+        (envelope({k: v for k, v in valid_detail().items() if k != "eventID"}), "lacks eventID"),
+        (envelope({k: v for k, v in valid_detail().items() if k != "eventTime"}), "lacks eventTime"),
+        (envelope({k: v for k, v in valid_detail().items() if k != "eventSource"}), "lacks eventSource"),
+        (envelope(dict(valid_detail(), eventName=42)), "lacks eventName: expected a non-empty string, got int"),
+        (envelope(dict(valid_detail(), eventName="  ")), "lacks eventName"),
+        (envelope(dict(valid_detail(), eventTime="yesterday")), "eventTime is not an ISO 8601 timestamp"),
+    ],
+)
+def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
+    detector: ModuleType,
+    security_hub: Any,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    event: Any,
+    message: str,
+) -> None:
+    with pytest.raises(InvalidEventError, match=message):
+        detector.lambda_handler(event, lambda_context)
+    [error_line] = [line for line in json_log_lines(caplog, detector) if line["level"] == "ERROR"]
+    assert error_line["message"].startswith("Invalid event: ") and message in error_line["message"]
+    assert '"InvalidEvents"' in capsys.readouterr().out  # counted in the EMF metrics
+    assert stored_findings(security_hub) == []
+
+
+def test_odd_but_well_formed_records_are_never_errors(
+    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+) -> None:
+    detail = {"eventSource": "lambda.amazonaws.com", "eventName": "DeleteFunction20150331", "eventID": "only-the-basics", "eventTime": "2026-11-20T09:15:31Z"}
+    result = detector.lambda_handler(envelope(detail), lambda_context)
+    assert result["verdict"] == "finding"
+    [finding] = stored_findings(security_hub)
+    assert_valid_finding(finding)
+
+
+def test_one_info_line_per_event_without_the_record(
+    detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = finding_case_event()
+    caplog.set_level("INFO")
+    detector.lambda_handler(event, lambda_context)
+    lines = json_log_lines(caplog, detector)
+    assert len(lines) == 1
+    [verdict_line] = [line for line in lines if line["message"].startswith("Verdict")]
+    assert verdict_line["level"] == "INFO"
+    assert verdict_line["verdict"] == "finding"
+    assert verdict_line["eventID"] == event["detail"]["eventID"]
+    assert verdict_line["action"] == "CreateFunction"
+    assert verdict_line["principal"] == "arn:aws:iam::111122223333:role/DevSandboxRole"
+    assert verdict_line["correlation_id"] == event["id"]
+    assert "requestParameters" not in json.dumps(lines)
+    assert "HIDDEN_DUE_TO_SECURITY_REASONS" not in json.dumps(lines)
+
+
+def test_metrics_count_each_verdict_and_the_cold_start(
+    detector: ModuleType, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ignored = next(case.event for case in CASES if case.expected_verdict == "ignored")
+    detector.lambda_handler(copy.deepcopy(ignored), lambda_context)
+    output = capsys.readouterr().out
+    metrics = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
+    names = {metric["Name"] for blob in metrics for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
+    assert "Ignored" in names
+    assert all(directive["Namespace"] == "LambdaCrudDetector" for blob in metrics for directive in blob["_aws"]["CloudWatchMetrics"])
