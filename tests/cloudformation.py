@@ -1,0 +1,324 @@
+"""Read the templates the way SAM and CloudFormation do, offline, so tests can assert on what would be deployed.
+
+``translate`` runs the SAM transform locally (no AWS call). ``Stack`` then plays CloudFormation's part for one
+set of parameter values: it evaluates Conditions, drops the resources and outputs they exclude, and resolves
+the intrinsic functions. Attributes that only exist once deployed (ARNs, queue URLs, generated names) are given
+the shapes AWS documents for them, so that expressions such as ``!Select [1, !Split ["/", RuleArn]]`` are
+checked against a realistic value. A reference to a resource the conditions leave out raises, as CloudFormation
+would refuse such a template.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+FORWARDER_PATH = PROJECT_ROOT / "deploy" / "member-forwarder.yaml"
+FUNCTION_ID = "DetectorFunction"
+EVENT_ID = "LambdaApiCall"
+RULE_ID = f"{FUNCTION_ID}{EVENT_ID}"
+"""Logical ID SAM gives the EventBridge rule of the function's event."""
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+STACK_NAME = "lambda-crud-detector"
+PSEUDO_PARAMETERS = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::StackName": STACK_NAME,
+    "AWS::URLSuffix": "amazonaws.com",
+}
+NO_VALUE = object()
+"""What ``Ref AWS::NoValue`` resolves to; removed from the mapping or list that holds it."""
+
+VENV_BIN = Path(sys.executable).parent
+"""The environment's bin directory (not resolved: the interpreter there is a symlink)."""
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``!Ref``, ``!Sub``... as SAM does, without changing yaml.SafeLoader for everyone."""
+
+
+_TemplateLoader.add_multi_constructor("!", intrinsics_multi_constructor)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """The template as written, intrinsic-function tags turned into their ``{"Fn::X": ...}`` form."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 (a SafeLoader)
+
+
+class _NoManagedPolicies:
+    """Stands in for the IAM lookup of managed policy ARNs, which the template does not use."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def translate(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The CloudFormation template SAM produces from ``template``, without contacting AWS."""
+    sam_template = copy.deepcopy(dict(template))
+    for resource in sam_template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            # `sam deploy` uploads the code first and puts its S3 location here; the transform requires one.
+            resource["Properties"]["CodeUri"] = "s3://artifacts-bucket/detector.zip"
+    return transform(sam_template, {**PSEUDO_PARAMETERS, **(parameters or {})}, _NoManagedPolicies())
+
+
+class TemplateError(Exception):
+    """The template would be refused by CloudFormation for these parameters."""
+
+
+class Stack:
+    """A CloudFormation template evaluated for one set of parameter values."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> None:
+        self.template = template
+        declared = template.get("Parameters", {})
+        unknown = set(parameters or {}) - set(declared)
+        if unknown:
+            raise TemplateError(f"unknown parameters: {sorted(unknown)}")
+        self.parameters: dict[str, str] = {}
+        for name, declaration in declared.items():
+            value = (parameters or {}).get(name, declaration.get("Default"))
+            if value is None:
+                raise TemplateError(f"parameter {name} has no default and no value")
+            self.parameters[name] = str(value)
+        self._conditions: dict[str, bool] = {}
+
+    # Conditions -----------------------------------------------------------------------------------------------
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            expression = self.template.get("Conditions", {}).get(name)
+            if expression is None:
+                raise TemplateError(f"undefined condition {name}")
+            self._conditions[name] = self._evaluate_condition(expression)
+        return self._conditions[name]
+
+    def _evaluate_condition(self, expression: Any) -> bool:
+        if not isinstance(expression, Mapping) or len(expression) != 1:
+            raise TemplateError(f"not a condition: {expression!r}")
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::Equals":
+            left, right = (self.resolve(item) for item in argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._evaluate_condition(argument[0])
+        if function == "Fn::And":
+            return all(self._evaluate_condition(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._evaluate_condition(item) for item in argument)
+        raise TemplateError(f"unsupported condition function {function}")
+
+    # Resources and outputs ------------------------------------------------------------------------------------
+
+    def exists(self, logical_id: str) -> bool:
+        resource = self.template["Resources"].get(logical_id)
+        return resource is not None and ("Condition" not in resource or self.condition(resource["Condition"]))
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """Every resource these parameters create, with its properties resolved."""
+        return {
+            logical_id: {**resource, "Properties": self.resolve(resource.get("Properties", {}))}
+            for logical_id, resource in self.template["Resources"].items()
+            if self.exists(logical_id)
+        }
+
+    def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        if not self.exists(logical_id):
+            raise TemplateError(f"{logical_id} is not created with these parameters")
+        return self.resolve(self.template["Resources"][logical_id].get("Properties", {}))
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {
+            name: self.resolve(output["Value"])
+            for name, output in self.template.get("Outputs", {}).items()
+            if "Condition" not in output or self.condition(output["Condition"])
+        }
+
+    # Intrinsic functions --------------------------------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            resolved = [self.resolve(item) for item in value]
+            return [item for item in resolved if item is not NO_VALUE]
+        if not isinstance(value, Mapping):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key.startswith("Fn::"):
+                return self._function(key, argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def _function(self, name: str, argument: Any) -> Any:
+        if name == "Fn::If":
+            condition, when_true, when_false = argument
+            return self.resolve(when_true if self.condition(condition) else when_false)
+        if name == "Fn::GetAtt":
+            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return self.attribute(logical_id, attribute)
+        if name == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return self._substitute(text, {key: self.resolve(item) for key, item in variables.items()})
+        if name == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(item) for item in self.resolve(items))
+        if name == "Fn::Split":
+            separator, text = argument
+            return str(self.resolve(text)).split(separator)
+        if name == "Fn::Select":
+            index, items = argument
+            return self.resolve(items)[int(self.resolve(index))]
+        if name == "Fn::FindInMap":
+            mapping, first, second = (self.resolve(item) for item in argument)
+            return self.template["Mappings"][mapping][first][second]
+        raise TemplateError(f"unsupported intrinsic function {name}")
+
+    def _substitute(self, text: str, variables: Mapping[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                logical_id, attribute = name.split(".", 1)
+                return str(self.attribute(logical_id, attribute))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.attribute(name, "Ref")
+
+    def attribute(self, logical_id: str, attribute: str) -> Any:
+        """A resource's Ref or attribute, in the form AWS documents for its type."""
+        if logical_id not in self.template["Resources"]:
+            raise TemplateError(f"reference to undefined resource {logical_id}")
+        if not self.exists(logical_id):
+            raise TemplateError(f"reference to {logical_id}, which these parameters do not create")
+        resource = self.template["Resources"][logical_id]
+        properties = resource.get("Properties", {})
+        kind = resource["Type"]
+        prefix = f"arn:aws:{{service}}:{REGION}:{ACCOUNT_ID}"
+
+        def name_property(key: str) -> str:
+            return str(self.resolve(properties[key])) if key in properties else generated_name(logical_id)
+
+        if kind == "AWS::Events::Rule":
+            bus = str(self.resolve(properties.get("EventBusName", "default")))
+            rule_name = name_property("Name")
+            arn = prefix.format(service="events") + (
+                f":rule/{rule_name}" if bus == "default" else f":rule/{bus}/{rule_name}"
+            )
+            # Ref is the name on the default bus but BUS|NAME on any other (undocumented; see
+            # aws-cloudformation/cloudformation-coverage-roadmap#1131), which is why the templates use the ARN.
+            return {"Arn": arn, "Ref": rule_name if bus == "default" else f"{bus}|{rule_name}"}[attribute]
+        if kind == "AWS::Events::EventBus":
+            bus = name_property("Name")
+            return {"Ref": bus, "Name": bus, "Arn": prefix.format(service="events") + f":event-bus/{bus}"}[attribute]
+        if kind == "AWS::SQS::Queue":
+            queue = name_property("QueueName")
+            return {
+                "Ref": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+                "QueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+                "QueueName": queue,
+                "Arn": prefix.format(service="sqs") + f":{queue}",
+            }[attribute]
+        if kind == "AWS::Logs::LogGroup":
+            group = name_property("LogGroupName")
+            return {"Ref": group, "Arn": prefix.format(service="logs") + f":log-group:{group}:*"}[attribute]
+        if kind == "AWS::Lambda::Function":
+            function = name_property("FunctionName")
+            return {"Ref": function, "Arn": prefix.format(service="lambda") + f":function:{function}"}[attribute]
+        if kind == "AWS::IAM::Role":
+            role = name_property("RoleName")
+            return {"Ref": role, "Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}"}[attribute]
+        return f"<{logical_id}.{attribute}>"
+
+
+def generated_name(logical_id: str) -> str:
+    """A name of the shape CloudFormation generates: stack, logical ID and a random suffix, at most 64 chars."""
+    suffix = "1A2B3C4D5E6F"
+    room = 64 - len(suffix) - 2
+    head = f"{STACK_NAME}-{logical_id}"[:room]
+    return f"{head}-{suffix}"
+
+
+def policy_statements(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    """Every IAM policy statement in the stack, with the logical ID of the resource holding it."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def add(owner: str, document: Mapping[str, Any]) -> None:
+        statements = document.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            found.append((owner, statement))
+
+    for logical_id, resource in stack.resources.items():
+        properties = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                add(logical_id, policy["PolicyDocument"])
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::SQS::QueuePolicy"):
+            add(logical_id, properties["PolicyDocument"])
+        elif resource["Type"] == "AWS::Events::EventBusPolicy" and "Statement" in properties:
+            add(logical_id, {"Statement": properties["Statement"]})
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def subprocess_environment() -> dict[str, str]:
+    """An environment for sam and cfn-lint: this environment's tools first, a Region, dummy credentials, no
+    telemetry, and nothing that could select a real AWS account."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "SAM_")) and key not in ("PYTHONPATH", "PYTHONHOME")
+    }
+    environment.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        SAM_CLI_TELEMETRY="0",
+    )
+    return environment
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

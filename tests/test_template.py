@@ -1,0 +1,396 @@
+"""template.yaml and deploy/member-forwarder.yaml: linted as sam and cfn-lint would, then translated offline.
+
+The translated template is evaluated for several parameter sets (see ``tests.cloudformation.Stack``), and the
+tests assert on what CloudFormation would create: permissions, dead-letter paths, retries, encryption,
+alarms and the optional pieces that parameters switch on.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
+
+from rule import RULE_ID as DETECTOR_RULE_ID
+from tests.cloudformation import (
+    ACCOUNT_ID,
+    FORWARDER_PATH,
+    FUNCTION_ID,
+    PROJECT_ROOT,
+    REGION,
+    RULE_ID,
+    TEMPLATE_PATH,
+    VENV_BIN,
+    Stack,
+    as_list,
+    generated_name,
+    load_template,
+    policy_statements,
+    subprocess_environment,
+    translate,
+)
+
+ORGANIZATION_ID = "o-a1b2c3d4e5"
+ALARM_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:security-alerts"
+PRODUCT_ARN = f"arn:aws:securityhub:{REGION}:{ACCOUNT_ID}:product/{ACCOUNT_ID}/default"
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+FOURTEEN_DAYS = 1209600
+
+PARAMETER_SETS: dict[str, dict[str, str]] = {
+    "defaults": {},
+    "organization": {"OrganizationId": ORGANIZATION_ID},
+    "custom-bus-traced": {"EventBusName": "audit-events", "EnableTracing": "true", "CreateInsight": "true"},
+    "everything": {
+        "OrganizationId": ORGANIZATION_ID,
+        "EnableTracing": "true",
+        "AlarmTopicArn": ALARM_TOPIC,
+        "EnableSecurityHub": "true",
+        "CreateInsight": "true",
+        "LogLevel": "WARNING",
+        "LogRetentionInDays": "30",
+        "ReservedConcurrency": "5",
+        "ExtraActions": "PutFunctionConcurrency20171031",
+        "AllowlistPatterns": "arn:aws:iam::*:role/DeployRole,*CiRole",
+    },
+}
+every_parameter_set = pytest.mark.parametrize("parameter_set", sorted(PARAMETER_SETS))
+
+
+@functools.cache
+def _translated(parameter_set: str) -> dict[str, Any]:
+    return translate(load_template(TEMPLATE_PATH), PARAMETER_SETS[parameter_set])
+
+
+def stack(parameter_set: str) -> Stack:
+    return Stack(_translated(parameter_set), PARAMETER_SETS[parameter_set])
+
+
+def run_tool(*command: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, env=subprocess_environment(), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def rule_target(detector: Stack) -> dict[str, Any]:
+    (target,) = detector.properties(RULE_ID)["Targets"]
+    return target
+
+
+def actions_of(statement: dict[str, Any]) -> set[str]:
+    return set(as_list(statement.get("Action", [])))
+
+
+# Linting ----------------------------------------------------------------------------------------------------
+
+
+def test_sam_validate_with_lint_passes() -> None:
+    result = run_tool(str(VENV_BIN / "sam"), "validate", "--template-file", "template.yaml", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_cfn_lint_passes_on_member_forwarder() -> None:
+    result = run_tool(str(VENV_BIN / "cfn-lint"), str(FORWARDER_PATH.relative_to(PROJECT_ROOT)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_linters_do_reject_a_broken_template(tmp_path: Path) -> None:
+    # Proves the two checks above can fail: the same templates with one invalid value each.
+    detector = TEMPLATE_PATH.read_text(encoding="utf-8").replace("MemorySize: 256", "MemorySize: 99999")
+    (tmp_path / "template.yaml").write_text(detector, encoding="utf-8")
+    shutil.copytree(PROJECT_ROOT / "functions", tmp_path / "functions")
+    result = run_tool(str(VENV_BIN / "sam"), "validate", "--template-file", "template.yaml", "--lint", cwd=tmp_path)
+    assert result.returncode != 0 and "E3034" in result.stdout + result.stderr  # number out of range
+
+    forwarder = FORWARDER_PATH.read_text(encoding="utf-8").replace(
+        "MessageRetentionPeriod: 1209600", "MessageRetentionPeriod: 1"
+    )
+    (tmp_path / "forwarder.yaml").write_text(forwarder, encoding="utf-8")
+    result = run_tool(str(VENV_BIN / "cfn-lint"), "forwarder.yaml", cwd=tmp_path)
+    assert result.returncode != 0 and "E3034" in result.stdout + result.stderr
+
+
+# Whole-stack properties -------------------------------------------------------------------------------------
+
+
+@every_parameter_set
+def test_every_reference_resolves(parameter_set: str) -> None:
+    # Raises if anything created (or output) refers to a resource these parameters leave out.
+    detector = stack(parameter_set)
+    assert detector.resources and detector.outputs
+
+
+@every_parameter_set
+def test_no_wildcard_actions_and_no_unconditional_wildcard_resource(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    tracing = detector.parameters["EnableTracing"] == "true"
+    for owner, statement in policy_statements(detector):
+        assert "NotAction" not in statement and "NotResource" not in statement, owner
+        assert all("*" not in action for action in actions_of(statement)), (owner, statement)
+        if statement["Effect"] == "Allow" and "*" in as_list(statement.get("Resource", [])):
+            assert tracing and actions_of(statement) <= XRAY_ACTIONS, (owner, statement)
+
+
+@every_parameter_set
+def test_findings_can_only_be_imported_into_the_accounts_own_product(parameter_set: str) -> None:
+    security_hub = [
+        statement
+        for _, statement in policy_statements(stack(parameter_set))
+        if any(action.startswith("securityhub:") for action in actions_of(statement))
+    ]
+    assert security_hub == [
+        {"Effect": "Allow", "Action": "securityhub:BatchImportFindings", "Resource": PRODUCT_ARN}
+    ]
+
+
+@every_parameter_set
+def test_function_role_grants_exactly_what_the_function_needs(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    role = detector.properties("DetectorRole")
+    assert "ManagedPolicyArns" not in role  # AWSLambdaBasicExecutionRole would allow logs on every log group
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    granted = {
+        (action, resource)
+        for owner, statement in policy_statements(detector)
+        if owner == "DetectorRole"
+        for action in actions_of(statement)
+        for resource in as_list(statement["Resource"])
+    }
+    expected = {
+        ("logs:CreateLogStream", detector.attribute("DetectorLogGroup", "Arn")),
+        ("logs:PutLogEvents", detector.attribute("DetectorLogGroup", "Arn")),
+        ("securityhub:BatchImportFindings", PRODUCT_ARN),
+        ("sqs:SendMessage", detector.attribute("FailedInvocationQueue", "Arn")),
+    }
+    if detector.parameters["EnableTracing"] == "true":
+        expected |= {(action, "*") for action in XRAY_ACTIONS}
+    assert granted == expected
+    assert detector.properties(FUNCTION_ID)["Role"] == detector.attribute("DetectorRole", "Arn")
+
+
+# The function -----------------------------------------------------------------------------------------------
+
+
+@every_parameter_set
+def test_function_configuration(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    function = detector.properties(FUNCTION_ID)
+    parameters = detector.parameters
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "app.lambda_handler"
+    assert 128 <= function["MemorySize"] <= 1024
+    assert 30 <= function["Timeout"] <= 900
+    assert function["ReservedConcurrentExecutions"] == parameters["ReservedConcurrency"]
+    assert len(function["FunctionName"]) <= 64
+    assert function["TracingConfig"] == {"Mode": "Active" if parameters["EnableTracing"] == "true" else "PassThrough"}
+    assert function["Environment"]["Variables"] == {
+        "ALLOWLIST_PATTERNS": parameters["AllowlistPatterns"],
+        "EXTRA_ACTIONS": parameters["ExtraActions"],
+        "POWERTOOLS_SERVICE_NAME": "lambda-crud-detector",
+        "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
+        "POWERTOOLS_LOG_LEVEL": parameters["LogLevel"],
+        "ENABLE_TRACING": parameters["EnableTracing"],
+        "AWS_ENDPOINT_URL_SECURITYHUB": "",
+    }
+
+
+@every_parameter_set
+def test_function_logs_to_its_own_log_group_with_retention(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    function = detector.properties(FUNCTION_ID)
+    log_group = detector.properties("DetectorLogGroup")
+    assert log_group["LogGroupName"] == f"/aws/lambda/{function['FunctionName']}"
+    assert log_group["RetentionInDays"] == detector.parameters["LogRetentionInDays"]
+    assert function["LoggingConfig"]["LogGroup"] == log_group["LogGroupName"]
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+@pytest.mark.parametrize("level", load_template(TEMPLATE_PATH)["Parameters"]["LogLevel"]["AllowedValues"])
+def test_lambda_and_powertools_filter_logs_at_the_same_level(level: str) -> None:
+    function = Stack(_translated("defaults"), {"LogLevel": level}).properties(FUNCTION_ID)
+    lambda_level = function["LoggingConfig"]["ApplicationLogLevel"]
+    powertools_level = function["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"]
+    assert powertools_level == level
+    # How Powertools reads AWS_LAMBDA_LOG_LEVEL, which Lambda sets from ApplicationLogLevel.
+    assert LAMBDA_ADVANCED_LOGGING_LEVELS[lambda_level] == level
+
+
+# Delivery: retries and dead letters -------------------------------------------------------------------------
+
+
+@every_parameter_set
+def test_rule_delivers_to_the_function_with_explicit_retries_and_a_dead_letter_queue(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    target = rule_target(detector)
+    assert target["Arn"] == detector.attribute(FUNCTION_ID, "Arn")
+    assert re.fullmatch(r"[.\-_A-Za-z0-9]{1,64}", target["Id"])
+    assert set(target["RetryPolicy"]) == {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}
+    assert 0 <= target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    assert target["DeadLetterConfig"] == {"Arn": detector.attribute("RuleDeadLetterQueue", "Arn")}
+    # EventBridge may write to that queue only on behalf of this rule.
+    queue_policies = [policy["Properties"] for policy in detector.resources_of_type("AWS::SQS::QueuePolicy").values()]
+    (queue_policy,) = [
+        policy for policy in queue_policies if policy["Queues"] == [detector.attribute("RuleDeadLetterQueue", "Ref")]
+    ]
+    assert queue_policy["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "AllowDetectorRuleOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": detector.attribute("RuleDeadLetterQueue", "Arn"),
+            "Condition": {"ArnEquals": {"aws:SourceArn": detector.attribute(RULE_ID, "Arn")}},
+        }
+    ]
+
+
+@every_parameter_set
+def test_failed_invocations_are_retried_twice_then_kept(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    (invoke_config,) = detector.resources_of_type("AWS::Lambda::EventInvokeConfig").values()
+    properties = invoke_config["Properties"]
+    assert properties["FunctionName"] == detector.attribute(FUNCTION_ID, "Ref")
+    assert properties["Qualifier"] == "$LATEST"  # EventBridge invokes the unqualified function
+    assert properties["MaximumRetryAttempts"] == 2
+    assert 60 <= properties["MaximumEventAgeInSeconds"] <= 21600
+    assert properties["DestinationConfig"] == {
+        "OnFailure": {"Destination": detector.attribute("FailedInvocationQueue", "Arn")}
+    }
+
+
+@every_parameter_set
+def test_queues_are_encrypted_and_keep_messages_14_days(parameter_set: str) -> None:
+    queues = stack(parameter_set).resources_of_type("AWS::SQS::Queue")
+    assert set(queues) == {"RuleDeadLetterQueue", "FailedInvocationQueue"}
+    for queue in queues.values():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
+        assert queue["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
+
+
+# Event bus --------------------------------------------------------------------------------------------------
+
+
+def test_without_organization_the_rule_watches_the_named_bus_and_no_bus_is_created() -> None:
+    for parameter_set, bus in (("defaults", "default"), ("custom-bus-traced", "audit-events")):
+        detector = stack(parameter_set)
+        assert detector.properties(RULE_ID)["EventBusName"] == bus
+        assert not detector.resources_of_type("AWS::Events::EventBus")
+        assert not detector.resources_of_type("AWS::Events::EventBusPolicy")
+        assert not {"CentralEventBusName", "CentralEventBusArn"} & set(detector.outputs)
+
+
+@pytest.mark.parametrize("parameter_set", ["organization", "everything"])
+def test_with_organization_the_rule_watches_a_central_bus_open_to_the_organization(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    (bus_id,) = detector.resources_of_type("AWS::Events::EventBus")
+    bus_name = detector.attribute(bus_id, "Name")
+    assert detector.properties(RULE_ID)["EventBusName"] == bus_name != "default"
+    (policy,) = detector.resources_of_type("AWS::Events::EventBusPolicy").values()
+    assert policy["Properties"]["EventBusName"] == bus_name
+    assert policy["Properties"]["Statement"] == {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Resource": detector.attribute(bus_id, "Arn"),
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION_ID}},
+    }
+    assert detector.outputs["CentralEventBusName"] == bus_name
+    assert detector.outputs["CentralEventBusArn"] == detector.attribute(bus_id, "Arn")
+
+
+# Alarms -----------------------------------------------------------------------------------------------------
+
+
+def _alarms(detector: Stack) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Alarms by (namespace, metric, what they watch: the rule name, else the only dimension's value)."""
+    found = {}
+    for alarm in detector.resources_of_type("AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        dimensions = {dimension["Name"]: dimension["Value"] for dimension in properties["Dimensions"]}
+        subject = dimensions.get("RuleName") or next(iter(dimensions.values()))
+        key = (properties["Namespace"], properties["MetricName"], subject)
+        found[key] = {**properties, "Dimensions": dimensions}
+    return found
+
+
+@every_parameter_set
+def test_alarms_watch_the_function_the_rule_and_both_queues(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    function_name = detector.attribute(FUNCTION_ID, "Ref")
+    rule_bus = detector.properties(RULE_ID)["EventBusName"]
+    rule_name = generated_name(RULE_ID)  # the name in the simulated rule ARN
+    rule_dimensions = {"RuleName": rule_name}
+    if rule_bus != "default":
+        rule_dimensions = {"EventBusName": rule_bus, "RuleName": rule_name}
+    dead_letters = detector.attribute("RuleDeadLetterQueue", "QueueName")
+    failed = detector.attribute("FailedInvocationQueue", "QueueName")
+    expected = {
+        ("AWS/Lambda", "Errors", function_name): {"FunctionName": function_name},
+        ("AWS/Lambda", "Throttles", function_name): {"FunctionName": function_name},
+        ("AWS/Events", "FailedInvocations", rule_name): rule_dimensions,
+        ("AWS/Events", "InvocationsFailedToBeSentToDlq", rule_name): rule_dimensions,
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters): {"QueueName": dead_letters},
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", failed): {"QueueName": failed},
+    }
+    alarms = _alarms(detector)
+    assert {key: alarm["Dimensions"] for key, alarm in alarms.items()} == expected
+    topic = detector.parameters["AlarmTopicArn"]
+    for alarm in alarms.values():
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm.get("AlarmActions") == ([topic] if topic else None)
+    assert detector.outputs["EventRuleName"] == rule_name
+
+
+# Security Hub extras ----------------------------------------------------------------------------------------
+
+
+def test_security_hub_resources_only_when_asked_for() -> None:
+    assert not stack("defaults").resources_of_type("AWS::SecurityHub::Hub")
+    assert not stack("defaults").resources_of_type("AWS::SecurityHub::Insight")
+    insight_only = stack("custom-bus-traced")
+    assert not insight_only.resources_of_type("AWS::SecurityHub::Hub")
+    both = stack("everything")
+    assert set(both.resources_of_type("AWS::SecurityHub::Hub")) == {"SecurityHub"}
+    assert both.properties("SecurityHub")["EnableDefaultStandards"] is False
+
+
+@pytest.mark.parametrize("parameter_set", ["custom-bus-traced", "everything"])
+def test_insight_groups_this_detectors_findings_and_waits_for_a_hub_created_alongside(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    (insight_id, insight), = detector.resources_of_type("AWS::SecurityHub::Insight").items()
+    filters = insight["Properties"]["Filters"]
+    assert filters["GeneratorId"] == [{"Comparison": "EQUALS", "Value": DETECTOR_RULE_ID}]
+    assert filters["ProductArn"] == [{"Comparison": "EQUALS", "Value": PRODUCT_ARN}]
+    assert filters["RecordState"] == [{"Comparison": "EQUALS", "Value": "ACTIVE"}]
+    assert insight["Properties"]["GroupByAttribute"] == "ResourceId"
+    # The insight depends on a handle whose metadata refers to the hub only when the stack creates one.
+    handle = detector.template["Resources"][insight["DependsOn"]]
+    assert detector.resolve(handle["Metadata"]) == {
+        "Hub": detector.attribute("SecurityHub", "Ref") if detector.parameters["EnableSecurityHub"] == "true" else ""
+    }
+
+
+# Outputs ----------------------------------------------------------------------------------------------------
+
+
+@every_parameter_set
+def test_outputs_name_the_function_rule_and_queues(parameter_set: str) -> None:
+    detector = stack(parameter_set)
+    outputs = detector.outputs
+    assert outputs["DetectorFunctionArn"] == detector.attribute(FUNCTION_ID, "Arn")
+    assert outputs["EventRuleArn"] == detector.attribute(RULE_ID, "Arn")
+    assert outputs["EventRuleName"] == generated_name(RULE_ID)
+    for queue in ("RuleDeadLetterQueue", "FailedInvocationQueue"):
+        assert outputs[f"{queue}Url"] == detector.attribute(queue, "Ref")
+        assert outputs[f"{queue}Arn"] == detector.attribute(queue, "Arn")
