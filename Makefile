@@ -31,7 +31,7 @@ $(INSTALLED): requirements-dev.txt functions/detector/requirements.txt
 	@echo "==> Creating the Python 3.13 environment in $(VENV) (first run only; this takes a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt
 	@touch $@
 
 build: $(BUILT)
