@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,12 +59,16 @@ _CONSOLE_HOSTS = {
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _ID_PART = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ARN = re.compile(r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso[a-z-]*):[^\s]+")
+# "Lambda was unable to configure your environment variables because the environment variables you have provided
+# exceeded the 4KB limit. String measured: {"DB_PASSWORD":"..."}": everything after the marker is the environment.
+_QUOTED_ENVIRONMENT = re.compile(r"(string measured:).*", re.IGNORECASE | re.DOTALL)
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 # Bounds on the walk that collects ARNs, so a huge or deeply nested requestParameters costs little.
 _MAX_NODES_WALKED = 5000
 _MAX_ARNS = 50
-# Keys whose values are never read: a function's environment holds its secrets.
-_NEVER_READ_KEYS = frozenset({"environment", "variables"})
+# Keys whose values are never read: a function's environment holds its secrets. CloudTrail spells them in
+# camelCase; the capitalised forms are those of the Lambda API's responses.
+_NEVER_READ_KEYS = frozenset({"environment", "Environment", "variables", "Variables"})
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
         f"from {_clip(source or 'an unknown source', 100)}."
     )
     if error_code:
-        message = _str(record.get("errorMessage"))
+        message = _error_message(record)
         description += f" The call failed: {_clip(error_code, 60)}" + (f": {_clip(message, 200)}" if message else "")
 
     finding: dict[str, Any] = {
@@ -171,9 +175,11 @@ def clean(text: str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     """``text`` cleaned and cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
-    text = clean(text)
-    if len(text) * 4 <= limit:
+    # Fast path for the common case: printable text (no control character or surrogate) that fits even at
+    # four bytes a character.
+    if len(text) * 4 <= limit and text.isprintable():
         return text
+    text = clean(text)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
@@ -183,6 +189,14 @@ def _clip(text: str, limit: int) -> str:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
+
+
+def _error_message(record: Mapping[str, Any]) -> str | None:
+    """The call's error message, without the environment Lambda quotes when it refuses one as too large."""
+    message = _str(record.get("errorMessage"))
+    if message is None:
+        return None
+    return _QUOTED_ENVIRONMENT.sub(r"\1 [redacted]", message)
 
 
 def _partition_of(region: str) -> str:
@@ -297,7 +311,7 @@ def _product_fields(
         "sourceIPAddress": record.get("sourceIPAddress"),
         "userAgent": record.get("userAgent"),
         "errorCode": record.get("errorCode"),
-        "errorMessage": record.get("errorMessage"),
+        "errorMessage": _error_message(record),
         "functionArn": function_arn,
         "verdictReason": verdict.reason,
         "p_any_aws_arns": ", ".join(sorted(_arns_in(record))),
@@ -306,27 +320,26 @@ def _product_fields(
 
 
 def _arns_in(record: Mapping[str, Any]) -> set[str]:
-    """Every ARN in the record (as the original rule's ``p_any_aws_arns``), outside any environment."""
+    """Every ARN in the record (as the original rule's ``p_any_aws_arns``), outside any environment.
+
+    One flat loop over the parsed JSON, as this runs on every finding.
+    """
     found: set[str] = set()
-    for text in _strings_in(record):
-        if text.startswith("arn:") and _ARN.fullmatch(text):
-            found.add(text)
-            if len(found) >= _MAX_ARNS:
-                break
-    return found
-
-
-def _strings_in(value: Any) -> Iterator[str]:
-    stack, walked = [value], 0
-    while stack and walked < _MAX_NODES_WALKED:
+    stack: list[Any] = [record]
+    walked = 0
+    while stack and walked < _MAX_NODES_WALKED and len(found) < _MAX_ARNS:
         node = stack.pop()
         walked += 1
         if isinstance(node, str):
-            yield node
-        elif isinstance(node, Mapping):
-            stack.extend(v for k, v in node.items() if not (isinstance(k, str) and k.lower() in _NEVER_READ_KEYS))
+            if node.startswith("arn:") and _ARN.fullmatch(node):
+                found.add(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key not in _NEVER_READ_KEYS and isinstance(value, (dict, list, str)):
+                    stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
+    return found
 
 
 def _console_url(event_id: str, region: str, partition: str) -> str | None:

@@ -14,10 +14,11 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 
 # Throttling (10 calls/s, burst 30, per account and Region), 5xx answers and dropped connections are retried
-# by botocore itself with backoff; "adaptive" also slows this container down while Security Hub throttles it.
-# The number of attempts is bounded so that a Security Hub outage turns into a Lambda retry, not a timeout.
+# by botocore itself with exponential backoff and jitter. "standard" rather than "adaptive": the function's
+# reserved concurrency already bounds the call rate, and adaptive's client-side rate limiter costs CPU on
+# every call. The number of attempts is bounded so that an outage turns into a Lambda retry, not a timeout.
 SECURITY_HUB_CLIENT_CONFIG = Config(
-    retries={"mode": "adaptive", "total_max_attempts": 6},
+    retries={"mode": "standard", "total_max_attempts": 6},
     connect_timeout=3,
     read_timeout=10,
 )

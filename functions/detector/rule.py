@@ -107,12 +107,14 @@ def principal_identity(user_identity: Any) -> str | None:
     sts_resource = _sts_resource(arn) if arn else None
     # Decide by the shape of the ARN as well as by the declared type, so that a record whose type and ARN
     # disagree is never read in the caller's favour.
-    if sts_resource is not None or user_identity.get("type") in ("AssumedRole", "FederatedUser"):
-        if issuer_arn is not None:
+    if sts_resource is not None and sts_resource.startswith("assumed-role/"):
+        session_role = _role_of_assumed_role(arn)  # type: ignore[arg-type]
+        # The issuer adds the role's path; an issuer naming another role than the session's is not believed.
+        if issuer_arn is not None and session_role is not None and _same_role(issuer_arn, session_role):
             return issuer_arn
-        if sts_resource is not None and sts_resource.startswith("assumed-role/"):
-            return _role_of_assumed_role(arn)  # type: ignore[arg-type]
-        return None
+        return session_role
+    if sts_resource is not None or user_identity.get("type") in ("AssumedRole", "FederatedUser"):
+        return issuer_arn
     return arn
 
 
@@ -175,6 +177,17 @@ def _sts_resource(arn: str) -> str | None:
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "sts":
         return parts[5]
     return None
+
+
+def _same_role(issuer_arn: str, role_arn: str) -> bool:
+    """Whether ``issuer_arn`` (``arn:P:iam::A:role/PATH/NAME``) is the role ``arn:P:iam::A:role/NAME``."""
+    issuer_head, _, issuer_resource = issuer_arn.rpartition(":")
+    role_head, _, role_resource = role_arn.rpartition(":")
+    return (
+        issuer_head == role_head
+        and issuer_resource.startswith("role/")
+        and issuer_resource.rpartition("/")[2] == role_resource.rpartition("/")[2]
+    )
 
 
 def _role_of_assumed_role(arn: str) -> str | None:
