@@ -33,6 +33,7 @@ SEVERITY_ORIGINAL = "High"
 FINDING_TYPE = "TTPs/Persistence/T1525-Implant Internal Image"
 RULE_DESCRIPTION = "Unauthorized lambda Create, Read, Update, or Delete event occurred."
 RUNBOOK_URL = "https://docs.aws.amazon.com/lambda/latest/dg/logging-using-cloudtrail.html"
+# Within Security Hub's 512-character limit for Recommendation.Text (every test finding is checked against it).
 RECOMMENDATION = (
     "Confirm with the principal's owner that this change to the Lambda function was intended. If it was not, "
     "revert the function's code, configuration, permissions or aliases, rotate the principal's credentials, "
@@ -43,7 +44,6 @@ RECOMMENDATION = (
 MAX_ID = 512
 MAX_TITLE = 256
 MAX_DESCRIPTION = 1024
-MAX_RECOMMENDATION = 512
 MAX_PRODUCT_FIELD_VALUE = 2048
 MAX_API_NAME = 128
 MAX_RESOURCE_ID = 512
@@ -150,7 +150,7 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
         },
         "Title": _clip(title, MAX_TITLE),
         "Description": _clip(description, MAX_DESCRIPTION),
-        "Remediation": {"Recommendation": {"Text": _clip(RECOMMENDATION, MAX_RECOMMENDATION), "Url": RUNBOOK_URL}},
+        "Remediation": {"Recommendation": {"Text": RECOMMENDATION, "Url": RUNBOOK_URL}},
         "Resources": _resources(record, function_arn, principal, account, region, partition),
         "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
         "ProductFields": _product_fields(record, verdict, principal, caller_arn, function_arn),
@@ -175,11 +175,11 @@ def clean(text: str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     """``text`` cleaned and cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
-    # Fast path for the common case: printable text (no control character or surrogate) that fits even at
-    # four bytes a character.
-    if len(text) * 4 <= limit and text.isprintable():
+    # Printable text (no control character or surrogate) needs no cleaning; most values are that, and short.
+    if not text.isprintable():
+        text = clean(text)
+    elif len(text) * 4 <= limit:
         return text
-    text = clean(text)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
@@ -322,23 +322,25 @@ def _product_fields(
 def _arns_in(record: Mapping[str, Any]) -> set[str]:
     """Every ARN in the record (as the original rule's ``p_any_aws_arns``), outside any environment.
 
-    One flat loop over the parsed JSON, as this runs on every finding.
+    One flat loop over the parsed JSON, testing strings where they are found, as this runs on every finding.
     """
     found: set[str] = set()
-    stack: list[Any] = [record]
+    containers: list[Any] = [record]
     walked = 0
-    while stack and walked < _MAX_NODES_WALKED and len(found) < _MAX_ARNS:
-        node = stack.pop()
-        walked += 1
-        if isinstance(node, str):
-            if node.startswith("arn:") and _ARN.fullmatch(node):
-                found.add(node)
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if key not in _NEVER_READ_KEYS and isinstance(value, (dict, list, str)):
-                    stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
+    while containers and walked < _MAX_NODES_WALKED and len(found) < _MAX_ARNS:
+        container = containers.pop()
+        if type(container) is dict:
+            values = [value for key, value in container.items() if key not in _NEVER_READ_KEYS]
+        else:
+            values = container
+        walked += 1 + len(values)
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if value.startswith("arn:") and _ARN.fullmatch(value):
+                    found.add(value)
+            elif kind is dict or kind is list:
+                containers.append(value)
     return found
 
 
