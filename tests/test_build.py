@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cloudformation import (
+from tools.cloudformation import (
     FUNCTION_ID,
     PROJECT_ROOT,
     REGION,
@@ -121,7 +121,6 @@ def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, 
         "POWERTOOLS_SERVICE_NAME": "lambda-crud-detector",
         "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        "ENABLE_TRACING": "false",
     }
     completed = subprocess.run(
         [python, "-S", "-c", PROBE, str(result_file), str(EVENTS_DIR)],

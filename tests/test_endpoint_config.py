@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from publisher import SECURITY_HUB_CLIENT_CONFIG
-from tests.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
+from tools.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_SECURITYHUB"
 

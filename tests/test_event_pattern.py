@@ -20,7 +20,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from rule import CRUD_ACTIONS, RuleSettings, action_of
-from tests.cloudformation import (
+from tools.cloudformation import (
     EVENT_ID,
     FORWARDER_PATH,
     FUNCTION_ID,

@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from cloudtrail import InvalidEventError
 from publisher import PublishError
 from tests.asff import assert_valid_finding
-from tests.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
+from tools.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
 from tests.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
 from tools.cases import load_cases

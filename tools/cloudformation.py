@@ -1,4 +1,4 @@
-"""Read the templates the way SAM and CloudFormation do, offline, so tests can assert on what would be deployed.
+"""Read the templates as SAM and CloudFormation do, offline, for the tests and the benchmark: what would be deployed.
 
 ``translate`` runs the SAM transform locally (no AWS call). ``Stack`` then plays CloudFormation's part for one
 set of parameter values: it evaluates Conditions, drops the resources and outputs they exclude, and resolves
