@@ -1,0 +1,220 @@
+"""The benchmarks run and produce sane figures, in a tiny configuration. Nothing here asserts on a timing.
+
+The function under test is assembled from this environment (the detector's sources plus boto3, Powertools and
+their dependencies), so these tests need no ``sam build``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import statistics
+from importlib.metadata import distribution
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import bench
+
+TINY = bench.BenchSettings(
+    cold_start_runs=1, warm_invocations=24, warm_rounds=2, memory_invocations=30, memory_warmup=12, pattern_events=200
+)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A function package like the one ``sam build`` makes, copied from this environment."""
+    root = tmp_path_factory.mktemp("artifact")
+    site_packages = Path(str(distribution("boto3").locate_file(""))).resolve()
+    members = bench.distribution_closure(site_packages, ["boto3", "aws-lambda-powertools"])
+    for path in bench.distribution_files(site_packages, members):
+        target = root / path.relative_to(site_packages)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    for source in bench.DETECTOR_SOURCES.glob("*.py"):
+        shutil.copy2(source, root / source.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def function() -> dict[str, Any]:
+    return bench.detector_function()
+
+
+def assert_paired_figures_sane(paired: bench.Paired, samples: int) -> None:
+    assert len(paired.subject) == len(paired.baseline) == samples
+    assert all(value > 0 for value in (*paired.subject, *paired.baseline))
+    # The ratio is the one of these very samples, not of another run.
+    expected = statistics.median(s / b for s, b in zip(paired.subject, paired.baseline, strict=True))
+    assert paired.ratio == pytest.approx(expected)
+    assert paired.ratio > 0
+    assert paired.summary().startswith(f"ratio: median of paired {bench.ratio_text(paired.ratio)}")
+
+
+def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Path, function: dict[str, Any]) -> None:
+    environment = bench.lambda_environment(function, artifact, [artifact])
+    assert environment["PYTHONPATH"] == str(artifact)
+    assert environment["LAMBDA_TASK_ROOT"] == str(artifact)
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
+    assert environment["EXTRA_ACTIONS"] == ""
+    assert "ENABLE_TRACING" not in environment
+    assert environment["AWS_SHARED_CREDENTIALS_FILE"] == environment["AWS_CONFIG_FILE"] == "/dev/null"
+    assert not any(key in environment for key in ("AWS_PROFILE", "VIRTUAL_ENV", "PYTHONHOME"))
+
+
+@pytest.mark.slow
+def test_cold_start_figures(artifact: Path, function: dict[str, Any], tmp_path: Path) -> None:
+    runs = 2
+    cold = bench.measure_cold_start(artifact, function, runs, tmp_path)
+
+    assert set(cold.timings) == {
+        bench.SHIPPED_BASELINE,
+        bench.SHIPPED_DETECTOR,
+        bench.BYTECODE_BASELINE,
+        bench.BYTECODE_DETECTOR,
+    }
+    for pair in (
+        (bench.SHIPPED_DETECTOR, bench.SHIPPED_BASELINE),
+        (bench.BYTECODE_DETECTOR, bench.BYTECODE_BASELINE),
+    ):
+        paired = cold.compared(*pair)
+        assert paired is not None
+        assert_paired_figures_sane(paired, runs)
+        assert all(cpu > 0 for cpu in cold.cpu(pair[0]))
+
+    rows = bench.cold_start_rows(cold)
+    shipped = cold.compared(bench.SHIPPED_DETECTOR, bench.SHIPPED_BASELINE)
+    bytecode = cold.compared(bench.BYTECODE_DETECTOR, bench.BYTECODE_BASELINE)
+    assert [row.measure for row in rows] == ["cold start: import handler module", "cold start: if .pyc were shipped"]
+    assert rows[0].ratio == bench.ratio_text(shipped.ratio) and rows[0].ok in ("yes", "NO")
+    assert rows[1].ratio == bench.ratio_text(bytecode.ratio) and rows[1].ok == "info"
+    details = bench.cold_start_details(cold)
+    assert all(any(line.strip().startswith(name) for line in details) for name in cold.timings)
+
+
+def test_an_import_that_fails_says_why(artifact: Path, function: dict[str, Any]) -> None:
+    environment = bench.lambda_environment(function, artifact, [artifact])
+    variant = bench.ImportVariant("broken", "import no_such_module_anywhere", environment, artifact)
+    with pytest.raises(bench.ImportFailedError, match="no_such_module_anywhere"):
+        bench.time_import(variant)
+
+
+@pytest.mark.slow
+def test_warm_cpu_figures(artifact: Path, function: dict[str, Any]) -> None:
+    warm = bench.measure_warm_cpu(artifact, function, TINY)
+
+    assert_paired_figures_sane(warm.per_invocation, TINY.warm_rounds)
+    assert warm.invocations_each >= TINY.warm_invocations
+    assert warm.invocations_each % warm.mix_size == 0
+    # Both handlers reached the (local) Security Hub, equally often: they sent the same findings.
+    calls = warm.security_hub_calls
+    assert calls["detector"] == calls["baseline"] > 0
+    row = bench.warm_cpu_rows(warm)[0]
+    assert row.ratio == bench.ratio_text(warm.per_invocation.ratio)
+
+
+@pytest.mark.slow
+def test_memory_figures(artifact: Path, function: dict[str, Any]) -> None:
+    memory = bench.measure_memory(artifact, function, TINY)
+
+    for use in (memory.detector, memory.baseline):
+        assert 0 < use.rss_after_warmup_kib <= use.peak_rss_kib
+        assert 0 < use.rss_end_kib <= use.peak_rss_kib
+        assert use.security_hub_calls > 0
+    assert memory.detector.security_hub_calls == memory.baseline.security_hub_calls
+    assert memory.peak_ratio == memory.detector.peak_rss_kib / memory.baseline.peak_rss_kib > 0
+    assert isinstance(memory.detector.growth_kib, int)
+
+
+def fake_distribution(root: Path, name: str, requires: list[str], files: dict[str, bytes]) -> None:
+    dist_info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    dist_info.mkdir()
+    metadata = "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{metadata}")
+    records = [*files, f"{dist_info.name}/METADATA", f"{dist_info.name}/RECORD"]
+    (dist_info / "RECORD").write_text("".join(f"{record},,\n" for record in records))
+    for relative, content in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+
+
+def test_package_size_compares_with_the_sdk_and_its_dependencies_only(tmp_path: Path) -> None:
+    boto3_requires = ["botocore<2", 'awscrt==0.1; extra == "crt"']
+    fake_distribution(tmp_path, "boto3", boto3_requires, {"boto3/__init__.py": b"b" * 300})
+    fake_distribution(tmp_path, "botocore", ["jmespath (>=0.7.1,<2.0.0)"], {"botocore/__init__.py": b"c" * 500})
+    fake_distribution(tmp_path, "jmespath", [], {"jmespath/__init__.py": b"j" * 100})
+    fake_distribution(tmp_path, "awscrt", [], {"awscrt/__init__.py": b"a" * 700})
+    powertools_files = {"aws_lambda_powertools/__init__.py": b"p" * 900}
+    fake_distribution(tmp_path, "aws-lambda-powertools", ["jmespath"], powertools_files)
+    (tmp_path / "app.py").write_bytes(b"import boto3\n")
+
+    sizes = bench.measure_package_size(tmp_path)
+
+    assert [name.split()[0] for name in sizes.sdk_distributions] == ["boto3", "botocore", "jmespath"]
+    assert sizes.sdk.files == 3 * 3  # one module, METADATA and RECORD each
+    assert sizes.detector.files == len([path for path in tmp_path.rglob("*") if path.is_file()])
+    assert 0 < sizes.sdk.bytes < sizes.detector.bytes
+    assert 0 < sizes.sdk.zipped_bytes < sizes.detector.zipped_bytes
+    rows = bench.package_rows(sizes)
+    assert rows[0].ratio == bench.ratio_text(sizes.detector.bytes / sizes.sdk.bytes)
+    assert rows[1].ratio == bench.ratio_text(sizes.detector.zipped_bytes / sizes.sdk.zipped_bytes)
+    assert rows[0].subject == bench.mib(sizes.detector.bytes, 1024 * 1024)
+    assert rows[1].baseline == bench.mib(sizes.sdk.zipped_bytes, 1024 * 1024)
+
+
+def test_synthetic_mix_is_deterministic_and_realistic() -> None:
+    events = bench.synthetic_lambda_events(1000, seed=7)
+    assert events == bench.synthetic_lambda_events(1000, seed=7)
+    assert events != bench.synthetic_lambda_events(1000, seed=8)
+    assert sum(weight for *_, weight in bench.LAMBDA_WRITE_MIX) == 1000
+    assert sum(weight for _, weight in bench.CALLER_MIX) == 1000
+    assert all(event["source"] == "aws.lambda" and event["detail"]["readOnly"] is False for event in events)
+    assert len({event["detail"]["eventID"] for event in events}) == len(events)
+
+
+def test_pattern_cost_counts_what_is_delivered_against_what_is_in_scope(function: dict[str, Any]) -> None:
+    events = bench.synthetic_lambda_events(TINY.pattern_events, TINY.seed)
+    judge = bench.rule_judge(function)
+    in_scope = sum(judge(event["detail"]) != "ignored" for event in events)
+    assert 0 < in_scope < len(events)
+
+    everything = bench.measure_pattern_cost({"source": ["aws.lambda"]}, events, judge)
+    assert (everything.matched, everything.in_scope, everything.missed) == (len(events), in_scope, 0)
+    assert everything.wasted == len(events) - in_scope
+    assert everything.ratio == pytest.approx(len(events) / in_scope)
+
+    nothing = bench.measure_pattern_cost({"source": ["aws.nothing"]}, events, judge)
+    assert (nothing.matched, nothing.wasted, nothing.missed) == (0, 0, in_scope)
+
+    written = bench.measure_pattern_cost(bench.event_rule_pattern(function), events, judge)
+    assert written.in_scope == in_scope
+    assert written.matched - written.wasted == written.in_scope - written.missed
+    assert written.per_thousand(written.matched) == pytest.approx(1000 * written.matched / len(events))
+
+
+def test_table_has_a_line_per_row_and_aligned_columns() -> None:
+    rows = [bench.Row("a measure", "1 ms", "2 ms", "0.50", "≤ 1.30", "yes"), bench.Row("b", "", "", "", "0", "NO")]
+    lines = bench.render_table(rows).splitlines()
+    assert lines[0].split(" | ")[0].strip() == "measure" and len(lines) == 2 + len(rows)
+    assert len({line.index("|") for line in lines if "|" in line}) == 1
+
+
+@pytest.mark.slow
+def test_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "QUICK", TINY)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        assert bench.main(["--quick", "--artifact", str(artifact)]) == 0
+    text = output.getvalue()
+    assert [line for line in text.splitlines() if line.startswith("measure ")] != []
+    for measure in ("cold start: import handler module", "warm invocation: CPU per event", "peak RSS", "package size",
+                    "invocations per 1,000"):
+        assert measure in text
+    assert "CPUs" in text and "repetitions:" in text
+    assert "ENABLE_TRACING" not in text  # the function has no tracing variant to measure
+
+
+def test_main_refuses_a_directory_without_a_built_function(tmp_path: Path) -> None:
+    assert bench.main(["--artifact", str(tmp_path)]) == 2
