@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: demo test venv build validate invoke findings bench clean
+.PHONY: demo test venv build validate invoke docker-available findings bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
@@ -45,12 +45,15 @@ validate: $(INSTALLED)  ## sam validate with cfn-lint, and cfn-lint on the membe
 	$(BIN)/sam validate --template-file template.yaml --lint
 	$(BIN)/cfn-lint deploy/member-forwarder.yaml
 
-invoke: $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
+invoke: docker-available $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
+	$(BIN)/sam local invoke DetectorFunction --template $(BUILD_DIR)/template.yaml --event $(EVENT) --env-vars env/local.json
+
+# Checked before building, so that a machine without Docker hears so at once.
+docker-available:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
 		echo "make invoke needs a running Docker engine, and none answers here."; \
 		echo "Run 'make demo' instead: it runs the same built function under the Lambda runtime emulator, without Docker."; \
 		exit 1; }
-	$(BIN)/sam local invoke DetectorFunction --template $(BUILD_DIR)/template.yaml --event $(EVENT) --env-vars env/local.json
 
 findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--since 1d --json"
 	$(BIN)/python -m tools.findings $(ARGS)
