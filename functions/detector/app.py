@@ -18,7 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cloudtrail import InvalidEventError, unwrap
+from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
 from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
 from rule import RuleSettings, Verdict, evaluate
@@ -66,7 +66,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
 
 
-def _store_finding(cloudtrail_event: Any, verdict: Verdict, context: LambdaContext) -> str:
+def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, context: LambdaContext) -> str:
     detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
     finding = build_finding(cloudtrail_event, verdict, detector)
     try:

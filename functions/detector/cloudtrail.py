@@ -21,9 +21,8 @@ class InvalidEventError(ValueError):
 
 @dataclass(frozen=True)
 class CloudTrailEvent:
-    """One CloudTrail record and the EventBridge envelope it came in."""
+    """One CloudTrail record, as EventBridge delivered it."""
 
-    envelope_id: str | None
     record: Mapping[str, Any]
     event_time: datetime
     """``eventTime`` as an aware UTC datetime."""
@@ -44,9 +43,7 @@ def unwrap(event: Any) -> CloudTrailEvent:
         if not isinstance(value, str) or not value.strip():
             got = "nothing" if value is None else repr(value)[:80] if isinstance(value, str) else _kind(value)
             raise InvalidEventError(f"CloudTrail record lacks {field}: expected a non-empty string, got {got}")
-    envelope_id = event.get("id")
     return CloudTrailEvent(
-        envelope_id=envelope_id if isinstance(envelope_id, str) else None,
         record=record,
         event_time=_parse_event_time(record["eventTime"]),
     )
