@@ -114,6 +114,16 @@ def test_action_of_strips_only_an_api_version_suffix() -> None:
         ({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/DeployRole"}, None),
         # a record whose type and ARN disagree is read by the ARN's shape, never in the caller's favour
         ({"type": "IAMUser", "arn": "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"}, "arn:aws:iam::111122223333:role/Dev"),
+        # IAM paths may contain colons: the issuer still names the session's role, and keeps its path
+        (
+            assumed_role("arn:aws:iam::111122223333:role/team:ci/DeployRole", "arn:aws:sts::111122223333:assumed-role/DeployRole/b-1"),
+            "arn:aws:iam::111122223333:role/team:ci/DeployRole",
+        ),
+        # an issuer naming another role than the session's is not believed
+        (
+            assumed_role("arn:aws:iam::111122223333:role/team:ci/DeployRole", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"),
+            "arn:aws:iam::111122223333:role/Dev",
+        ),
         # an issuer that is itself an STS session proves nothing
         (assumed_role("arn:aws:sts::111122223333:assumed-role/DeployRole/x", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"), "arn:aws:iam::111122223333:role/Dev"),
         ({}, None),

@@ -181,12 +181,13 @@ def _sts_resource(arn: str) -> str | None:
 
 def _same_role(issuer_arn: str, role_arn: str) -> bool:
     """Whether ``issuer_arn`` (``arn:P:iam::A:role/PATH/NAME``) is the role ``arn:P:iam::A:role/NAME``."""
-    issuer_head, _, issuer_resource = issuer_arn.rpartition(":")
-    role_head, _, role_resource = role_arn.rpartition(":")
+    # Split on the first five colons only, as everywhere here: an IAM path may itself contain colons.
+    issuer_fields, role_fields = issuer_arn.split(":", 5), role_arn.split(":", 5)
     return (
-        issuer_head == role_head
-        and issuer_resource.startswith("role/")
-        and issuer_resource.rpartition("/")[2] == role_resource.rpartition("/")[2]
+        len(issuer_fields) == len(role_fields) == 6
+        and issuer_fields[:5] == role_fields[:5]
+        and issuer_fields[5].startswith("role/")
+        and issuer_fields[5].rpartition("/")[2] == role_fields[5].rpartition("/")[2]
     )
 
 
