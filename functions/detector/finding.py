@@ -115,6 +115,7 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
     principal = verdict.principal_arn or caller_arn or _str(identity.get("invokedBy"))
     source = _str(record.get("sourceIPAddress"))
     error_code = _str(record.get("errorCode"))
+    error_message = _error_message(record)
     timestamp = asff_timestamp(event.event_time)
     function_arn = _function_arn(record, account, region, partition)
 
@@ -129,8 +130,9 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
         f"from {_clip(source or 'an unknown source', 100)}."
     )
     if error_code:
-        message = _error_message(record)
-        description += f" The call failed: {_clip(error_code, 60)}" + (f": {_clip(message, 200)}" if message else "")
+        description += f" The call failed: {_clip(error_code, 60)}" + (
+            f": {_clip(error_message, 200)}" if error_message else ""
+        )
 
     finding: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
@@ -153,7 +155,7 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
         "Remediation": {"Recommendation": {"Text": RECOMMENDATION, "Url": RUNBOOK_URL}},
         "Resources": _resources(record, function_arn, principal, account, region, partition),
         "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
-        "ProductFields": _product_fields(record, verdict, principal, caller_arn, function_arn),
+        "ProductFields": _product_fields(record, identity, verdict, principal, function_arn, error_message),
         "RecordState": "ACTIVE",
         "Workflow": {"Status": "NEW"},
     }
@@ -291,12 +293,12 @@ def _is_ipv4(text: str) -> bool:
 
 def _product_fields(
     record: Mapping[str, Any],
+    identity: Mapping[str, Any],
     verdict: Verdict,
     principal: str | None,
-    caller_arn: str | None,
     function_arn: str | None,
+    error_message: str | None,
 ) -> dict[str, str]:
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
     fields: dict[str, Any] = {
         "RuleId": RULE_ID,
         "eventID": record.get("eventID"),
@@ -305,13 +307,13 @@ def _product_fields(
         "recipientAccountId": record.get("recipientAccountId"),
         "awsRegion": record.get("awsRegion"),
         "principalArn": principal,
-        "userIdentity.arn": caller_arn,
+        "userIdentity.arn": identity.get("arn"),
         "userIdentity.type": identity.get("type"),
         "userIdentity.accountId": identity.get("accountId"),
         "sourceIPAddress": record.get("sourceIPAddress"),
         "userAgent": record.get("userAgent"),
         "errorCode": record.get("errorCode"),
-        "errorMessage": _error_message(record),
+        "errorMessage": error_message,
         "functionArn": function_arn,
         "verdictReason": verdict.reason,
         "p_any_aws_arns": ", ".join(sorted(_arns_in(record))),
