@@ -25,11 +25,11 @@ from tools.cloudformation import (
     PROJECT_ROOT,
     REGION,
     RULE_ID,
+    STACK_NAME,
     TEMPLATE_PATH,
     VENV_BIN,
     Stack,
     as_list,
-    generated_name,
     load_template,
     policy_statements,
     subprocess_environment,
@@ -38,6 +38,7 @@ from tools.cloudformation import (
 
 ORGANIZATION_ID = "o-a1b2c3d4e5"
 ALARM_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:security-alerts"
+FINDINGS_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:lambda-findings"
 PRODUCT_ARN = f"arn:aws:securityhub:{REGION}:{ACCOUNT_ID}:product/{ACCOUNT_ID}/default"
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 FOURTEEN_DAYS = 1209600
@@ -57,7 +58,10 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
         "ReservedConcurrency": "5",
         "ExtraActions": "PutFunctionConcurrency20171031",
         "AllowlistPatterns": "arn:aws:iam::*:role/DeployRole,*CiRole",
+        "FindingsTopicArn": FINDINGS_TOPIC,
+        "CanaryMissingHours": "6",
     },
+    "no-canary-alarm-topic": {"EnableCanary": "false", "AlarmTopicArn": ALARM_TOPIC},
 }
 every_parameter_set = pytest.mark.parametrize("parameter_set", sorted(PARAMETER_SETS))
 
@@ -84,6 +88,15 @@ def rule_target(detector: Stack) -> dict[str, Any]:
 
 def actions_of(statement: dict[str, Any]) -> set[str]:
     return set(as_list(statement.get("Action", [])))
+
+
+def canary_function_name(detector: Stack) -> str:
+    """The canary's name, or empty when the stack has no canary (what the detector is then told)."""
+    return detector.attribute("CanaryFunction", "Ref") if detector.condition("CanaryEnabled") else ""
+
+
+def canary_role_arn(detector: Stack) -> str:
+    return detector.attribute("CanaryScheduleRole", "Arn") if detector.condition("CanaryEnabled") else ""
 
 
 # Linting ----------------------------------------------------------------------------------------------------
@@ -199,6 +212,8 @@ def test_function_configuration(parameter_set: str) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
         "POWERTOOLS_LOG_LEVEL": parameters["LogLevel"],
         "AWS_ENDPOINT_URL_SECURITYHUB": "",
+        "CANARY_FUNCTION_NAME": canary_function_name(detector),
+        "CANARY_ROLE_ARN": canary_role_arn(detector),
     }
     # Tracing is Lambda's (TracingConfig above): the function has no tracer for a variable to switch on.
     assert "ENABLE_TRACING" not in function["Environment"]["Variables"]
@@ -329,7 +344,7 @@ def test_alarms_watch_the_function_the_rule_and_both_queues(parameter_set: str) 
     detector = stack(parameter_set)
     function_name = detector.attribute(FUNCTION_ID, "Ref")
     rule_bus = detector.properties(RULE_ID)["EventBusName"]
-    rule_name = generated_name(RULE_ID)  # the name in the simulated rule ARN
+    rule_name = f"{STACK_NAME}-lambda-calls"
     rule_dimensions = {"RuleName": rule_name}
     if rule_bus != "default":
         rule_dimensions = {"EventBusName": rule_bus, "RuleName": rule_name}
@@ -338,18 +353,32 @@ def test_alarms_watch_the_function_the_rule_and_both_queues(parameter_set: str) 
     expected = {
         ("AWS/Lambda", "Errors", function_name): {"FunctionName": function_name},
         ("AWS/Lambda", "Throttles", function_name): {"FunctionName": function_name},
+        ("AWS/Lambda", "AsyncEventsDropped", function_name): {"FunctionName": function_name},
+        ("AWS/Lambda", "DestinationDeliveryFailures", function_name): {"FunctionName": function_name},
         ("AWS/Events", "FailedInvocations", rule_name): rule_dimensions,
         ("AWS/Events", "InvocationsFailedToBeSentToDlq", rule_name): rule_dimensions,
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters): {"QueueName": dead_letters},
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", failed): {"QueueName": failed},
     }
+    topic = detector.parameters["AlarmTopicArn"]
+    if topic:
+        tamper_rule = f"{STACK_NAME}-tamper-alert"
+        expected[("AWS/Events", "FailedInvocations", tamper_rule)] = {"RuleName": tamper_rule}
+    if detector.parameters["FindingsTopicArn"]:
+        notification_rule = f"{STACK_NAME}-new-findings"
+        expected[("AWS/Events", "FailedInvocations", notification_rule)] = {"RuleName": notification_rule}
+    heartbeat = ("LambdaCrudDetector", "CanaryHeartbeat", "lambda-crud-detector")
+    if detector.condition("CanaryEnabled"):
+        expected[heartbeat] = {"service": "lambda-crud-detector"}
     alarms = _alarms(detector)
     assert {key: alarm["Dimensions"] for key, alarm in alarms.items()} == expected
-    topic = detector.parameters["AlarmTopicArn"]
-    for alarm in alarms.values():
+    for key, alarm in alarms.items():
+        assert alarm.get("AlarmActions") == ([topic] if topic else None)
+        if key == heartbeat:
+            continue  # a missing heartbeat is the failure it exists to report; see the canary tests
+        # Each of these metrics is only reported when something fails or waits: no data means all is well.
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
         assert alarm["TreatMissingData"] == "notBreaching"
-        assert alarm.get("AlarmActions") == ([topic] if topic else None)
     assert detector.outputs["EventRuleName"] == rule_name
 
 
@@ -391,7 +420,7 @@ def test_outputs_name_the_function_rule_and_queues(parameter_set: str) -> None:
     outputs = detector.outputs
     assert outputs["DetectorFunctionArn"] == detector.attribute(FUNCTION_ID, "Arn")
     assert outputs["EventRuleArn"] == detector.attribute(RULE_ID, "Arn")
-    assert outputs["EventRuleName"] == generated_name(RULE_ID)
+    assert outputs["EventRuleName"] == f"{STACK_NAME}-lambda-calls"
     for queue in ("RuleDeadLetterQueue", "FailedInvocationQueue"):
         assert outputs[f"{queue}Url"] == detector.attribute(queue, "Ref")
         assert outputs[f"{queue}Arn"] == detector.attribute(queue, "Arn")

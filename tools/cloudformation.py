@@ -263,6 +263,18 @@ class Stack:
         if kind == "AWS::IAM::Role":
             role = name_property("RoleName")
             return {"Ref": role, "Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}"}[attribute]
+        if kind == "AWS::Scheduler::ScheduleGroup":
+            group = name_property("Name")
+            return {"Ref": group, "Arn": prefix.format(service="scheduler") + f":schedule-group/{group}"}[attribute]
+        if kind == "AWS::Scheduler::Schedule":
+            schedule = name_property("Name")
+            group = str(self.resolve(properties.get("GroupName", "default")))
+            return {"Ref": schedule, "Arn": prefix.format(service="scheduler") + f":schedule/{group}/{schedule}"}[
+                attribute
+            ]
+        if kind == "AWS::CloudWatch::Alarm":
+            alarm = name_property("AlarmName")
+            return {"Ref": alarm, "Arn": prefix.format(service="cloudwatch") + f":alarm:{alarm}"}[attribute]
         return f"<{logical_id}.{attribute}>"
 
 
