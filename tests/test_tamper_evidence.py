@@ -25,6 +25,7 @@ from rule import evaluate
 from tests.asff import assert_valid_finding
 from tools.cloudformation import (
     ACCOUNT_ID,
+    FORWARDER_PATH,
     FUNCTION_ID,
     REGION,
     STACK_NAME,
@@ -620,3 +621,54 @@ def test_no_notification_rule_without_a_findings_topic() -> None:
     assert not detector.exists("FindingsNotificationDeliveryAlarm")
     rule = notification_rule()
     assert (rule["EventBusName"], rule["State"], rule["Name"]) == ("default", "ENABLED", f"{STACK_NAME}-new-findings")
+
+
+# The member forwarder ------------------------------------------------------------------------------------------
+
+CENTRAL_BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{STACK_NAME}-organization"
+FORWARDER_RULE = "lambda-crud-detector-forwarder"
+
+
+def forwarder_stack(**parameters: str) -> Stack:
+    return Stack(load_template(FORWARDER_PATH), {"CentralEventBusArn": CENTRAL_BUS_ARN, **parameters})
+
+
+def test_forwarding_rule_has_the_name_the_detectors_tamper_rule_watches() -> None:
+    assert forwarder_stack().properties("ForwardLambdaApiCallsRule")["Name"] == FORWARDER_RULE
+    assert FORWARDER_RULE in to_json(tamper_rule()["EventPattern"])
+
+
+@pytest.mark.parametrize(
+    ("call", "alert"),
+    [
+        (api_call("events", "DisableRule", {"name": FORWARDER_RULE}), True),
+        (api_call("events", "DeleteRule", {"name": FORWARDER_RULE}), True),
+        (api_call("events", "PutRule", {"name": FORWARDER_RULE, "eventPattern": "{}"}), True),
+        (api_call("events", "RemoveTargets", {"rule": FORWARDER_RULE, "ids": ["CentralEventBus"]}), True),
+        (api_call("events", "PutTargets", {"rule": FORWARDER_RULE, "targets": []}), True),
+        (api_call("events", "DisableRule", {"name": f"{FORWARDER_RULE}-tamper"}), True),
+        (BLINDING_CALLS["StopLogging"], True),
+        (BLINDING_CALLS["PutEventSelectors"], True),
+        (api_call("events", "DisableRule", {"name": "nightly-report"}), False),
+        (api_call("events", "EnableRule", {"name": FORWARDER_RULE}), False),
+        (lambda_call("DeleteFunction20150331", "payments-api"), False),
+        (HARMLESS_CALLS["StartLogging"], False),
+    ],
+    ids=lambda value: value if isinstance(value, bool) else "",
+)
+def test_forwarder_tamper_rule_alerts_on_calls_that_stop_forwarding(call: dict[str, Any], alert: bool) -> None:
+    rule = forwarder_stack(AlarmTopicArn=ALARM_TOPIC).properties("ForwarderTamperAlertRule")
+    assert matches(rule["EventPattern"], call) is alert
+
+
+def test_forwarder_tamper_alert_reads_like_the_detectors() -> None:
+    forwarder = forwarder_stack(AlarmTopicArn=ALARM_TOPIC)
+    rule = forwarder.properties("ForwarderTamperAlertRule")
+    assert (rule["EventBusName"], rule["State"]) == ("default", "ENABLED")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == ALARM_TOPIC
+    (detector_target,) = tamper_rule()["Targets"]
+    assert target["InputTransformer"] == detector_target["InputTransformer"]
+    assert not forwarder_stack().exists("ForwarderTamperAlertRule")
+    alarm = forwarder.properties("ForwarderTamperAlertDeliveryAlarm")
+    assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": f"{FORWARDER_RULE}-tamper"}]
