@@ -199,7 +199,9 @@ BLINDING_CALLS: dict[str, dict[str, Any]] = {
         "events", "RemoveTargets", {"rule": f"{STACK_NAME}-new-findings", "ids": ["FindingsTopic"]}
     ),
     "DisableRule on the forwarder rule": api_call("events", "DisableRule", {"name": "lambda-crud-detector-forwarder"}),
-    "StopLogging": api_call("cloudtrail", "StopLogging", {"name": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/org"}),
+    "StopLogging": api_call(
+        "cloudtrail", "StopLogging", {"name": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/org"}
+    ),
     "DeleteTrail": api_call("cloudtrail", "DeleteTrail", {"name": "management-events"}),
     "UpdateTrail": api_call("cloudtrail", "UpdateTrail", {"name": "management-events", "isMultiRegionTrail": False}),
     "PutEventSelectors": api_call(
@@ -243,11 +245,15 @@ HARMLESS_CALLS: dict[str, dict[str, Any]] = {
         "ListVersionsByFunction20150331", DETECTOR_ARN, read_only=True
     ),
     "DisableRule on another rule": api_call("events", "DisableRule", {"name": "nightly-report"}),
-    "DisableRule on a rule named like the detector's": api_call("events", "DisableRule", {"name": f"{DETECTOR_RULE}-old"}),
+    "DisableRule on a rule named like the detector's": api_call(
+        "events", "DisableRule", {"name": f"{DETECTOR_RULE}-old"}
+    ),
     "PutTargets on another rule": api_call("events", "PutTargets", {"rule": "nightly-report", "targets": []}),
     "EnableRule on the detector's rule": api_call("events", "EnableRule", {"name": DETECTOR_RULE}),
     "StartLogging": api_call("cloudtrail", "StartLogging", {"name": "management-events"}),
-    "DeleteSchedule on another schedule": api_call("scheduler", "DeleteSchedule", {"name": "nightly", "groupName": "default"}),
+    "DeleteSchedule on another schedule": api_call(
+        "scheduler", "DeleteSchedule", {"name": "nightly", "groupName": "default"}
+    ),
     "DisableAlarmActions on another alarm": api_call("monitoring", "DisableAlarmActions", {"alarmNames": ["cpu-high"]}),
     "a custom event claiming to be CloudTrail's": {
         **lambda_call("DeleteFunction20150331", DETECTOR_NAME),
@@ -261,9 +267,13 @@ HARMLESS_CALLS: dict[str, dict[str, Any]] = {
 
 # The canary's own hourly change, exactly as the schedule's role makes it: expected, so never a tamper alert.
 CANARY_HEARTBEAT_CALL = {
-    **(heartbeat := lambda_call(
-        "UpdateFunctionConfiguration20150331v2", CANARY_NAME, description="lambda-crud-detector canary 2026-11-20T09:00:00Z"
-    )),
+    **(
+        heartbeat := lambda_call(
+            "UpdateFunctionConfiguration20150331v2",
+            CANARY_NAME,
+            description="lambda-crud-detector canary 2026-11-20T09:00:00Z",
+        )
+    ),
     "detail": {
         **heartbeat["detail"],
         "userIdentity": {
