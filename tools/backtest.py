@@ -59,6 +59,7 @@ IMPORT_BATCH_BYTES = 5 * 1024 * 1024
 """Below the 6 MB a BatchImportFindings call may carry."""
 IMPORT_RATE_PER_SECOND = 5.0
 """Half of BatchImportFindings' 10 calls/s, leaving room for the live detector in the same account and Region."""
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 PIPELINE_MIN_CALLS = 5
 PIPELINE_MIN_DAYS = 2
 _HUMAN_ROLES = ("AWSReservedSSO_",)
@@ -104,7 +105,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-location", metavar="S3_URL", help="Athena results location, if the workgroup has none")
     parser.add_argument("--athena-where", metavar="SQL", help="one more condition for the Athena query, such as a "
                         "partition range: \"timestamp >= '2026/09/01'\"")
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4),
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help="processes judging local files, threads downloading S3 objects (default: CPUs, at most 4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object: counts, findings, errors")
     parser.add_argument("--import", dest="import_findings", action="store_true",
@@ -203,7 +204,7 @@ def judge_s3(session: Any, url: str, since: datetime | None, until: datetime, re
              workers: int, progress_enabled: bool, on_judgement: Callable[[Judgement], None]) -> Run:
     bucket, prefix = parse_s3_url(url)
     client = session.client("s3")
-    keys = list(s3_log_keys(client, bucket, trail_prefixes(client, bucket, prefix, since, until, regions)))
+    keys = s3_log_keys(client, bucket, trail_prefixes(client, bucket, prefix, since, until, regions), workers)
     run = Run(Judgement(), len(keys))
     progress = Progress("objects", len(keys), progress_enabled)
 
@@ -257,6 +258,8 @@ def security_hub_importer(session: Any) -> tuple[Importer, Any]:
     from finding import DetectorAccount
     from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
 
+    if not session.region_name:
+        raise ValueError("no AWS Region to import into: set AWS_REGION or configure a Region")
     identity = session.client("sts").get_caller_identity()
     partition = identity["Arn"].split(":")[1]
     detector = DetectorAccount(identity["Account"], partition, session.region_name)
@@ -333,14 +336,14 @@ def report_json(run: Run, suggestions: list[dict[str, Any]]) -> str:
     return json.dumps(document, indent=2)
 
 
-def report_text(run: Run, suggestions: list[dict[str, Any]], settings: Any, seconds: float) -> str:
+def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | None, seconds: float) -> str:
     """The summary for a person; every value from a record is cleaned of control characters first."""
     judgement = run.judgement
     lines = [
         f"Judged {judgement.records:,} records from {run.sources:,} files or pages in {seconds:.1f} s"
         + (f" ({judgement.outside_window:,} outside the time range left out)" if judgement.outside_window else "")
         + (f"; {run.skipped:,} digest files skipped" if run.skipped else "") + ".",
-        f"Allowlist: {', '.join(settings.allowlist_patterns) or '(nobody)'}",
+        "Allowlist: " + ("the function's default" if allowlist is None else _printable(allowlist) or "(nobody)"),
         "",
         "VERDICT      RECORDS",
         *(f"{kind:<12} {count:>8,}" for kind, count in judgement.counts.items()),
@@ -451,7 +454,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     if arguments.json:
         print(report_json(run, suggestions))
     else:
-        print(report_text(run, suggestions, judge.settings, time.monotonic() - started))
+        print(report_text(run, suggestions, arguments.allowlist, time.monotonic() - started))
     if importer is not None:
         print(f"backtest: imported {importer.sent:,} findings into Security Hub.", file=sys.stderr)
     return 1 if run.judgement.errors else 0

@@ -150,13 +150,18 @@ def _accounts(client: Any, bucket: str, awslogs: str) -> list[str]:
     return accounts
 
 
-def s3_log_keys(client: Any, bucket: str, prefixes: Iterable[str]) -> Iterator[str]:
-    for prefix in prefixes:
+def s3_log_keys(client: Any, bucket: str, prefixes: Iterable[str], workers: int = 1) -> list[str]:
+    """The log files' keys under every prefix, listed by ``workers`` threads (an organisation's trail has one
+    prefix per account, Region and day), sorted."""
+
+    def listed(prefix: str) -> list[str]:
+        keys = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if key.endswith(LOG_SUFFIXES) and DIGEST_MARKER not in key:
-                    yield key
+            keys += [item["Key"] for item in page.get("Contents", [])
+                     if item["Key"].endswith(LOG_SUFFIXES) and DIGEST_MARKER not in item["Key"]]
+        return keys
+
+    return sorted(key for keys in bounded_map(listed, prefixes, workers) for key in keys)
 
 
 def s3_objects(client: Any, bucket: str, keys: Sequence[str], workers: int) -> Iterator[tuple[str, bytes | None, str | None]]:
