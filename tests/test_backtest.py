@@ -542,3 +542,15 @@ def test_synthetic_trail_looks_like_a_real_one(tmp_path: Path) -> None:
     assert len(records) == 20_000 and all(path.match("AWSLogs/*/CloudTrail/*/2026/11/*/*.json.gz") for path in paths)
     assert 0.005 < len(writes) / len(records) < 0.02 and len(lambda_calls) > 3 * len(writes)
     assert len({r["eventID"] for r in records}) == len(records)
+
+
+def test_bench_row_gives_the_paired_ratio_and_fails_when_the_counts_differ() -> None:
+    from dataclasses import replace
+
+    from tools import bench
+
+    speed = bench_backtest.BacktestSpeed(1_000, 1, 1, {"finding": 1}, True, (1.0, 2.0), (2.0, 2.0))
+    row = bench.backtest_row(speed)
+    assert (row.ratio, row.ok) == ("0.75", "yes")  # median of the paired ratios 0.5 and 1.0
+    assert bench.backtest_row(replace(speed, subject=(3.0, 3.0))).ok == "NO"
+    assert bench.backtest_row(replace(speed, counts_match=False)).ok == "NO"

@@ -172,7 +172,11 @@ class BacktestSpeed:
         return statistics.median(s / b for s, b in zip(self.subject, self.baseline, strict=True))
 
 
-def measure(records: int, repetitions: int, workers: int, seed: int = 20261201) -> BacktestSpeed:
+def measure(records: int, repetitions: int, workers: int | None = None, seed: int = 20261201) -> BacktestSpeed:
+    """Backtest and the baseline in turns on one synthetic trail; ``workers`` defaults to backtest's own default."""
+    from tools.backtest import DEFAULT_WORKERS
+
+    workers = workers or DEFAULT_WORKERS
     with tempfile.TemporaryDirectory(prefix="backtest-bench-") as scratch:
         root = Path(scratch)
         paths = write_synthetic_trail(root, records, seed)
