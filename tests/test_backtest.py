@@ -220,6 +220,15 @@ def test_a_lone_surrogate_in_one_request_does_not_hide_the_file(tmp_path: Path) 
     assert status == 0 and report["counts"]["finding"] == 1 and report["counts"]["ignored"] == 1
 
 
+def test_json_nested_too_deep_to_parse_is_named_not_a_crash(tmp_path: Path) -> None:
+    write_log(tmp_path / "good.json.gz", sample_records())
+    nested = "[" * 50_000 + "]" * 50_000
+    (tmp_path / "deep.json").write_text('{"Records": [{"requestParameters": %s}]}' % nested)
+    status, report = run_json(["--path", str(tmp_path), "--workers", "1"])
+    assert status == 1 and [error["source"] for error in report["errors"]] == [str(tmp_path / "deep.json")]
+    assert "RecursionError" in report["errors"][0]["error"] and report["counts"]["finding"] > 0
+
+
 def test_a_malformed_allowlist_stops_before_reading(trail: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import rule
 

@@ -115,7 +115,8 @@ class Judge:
                 data = gzip.decompress(data)
             with _no_cycle_collection():
                 sightings = _SIGHTINGS.decode(data).Records
-        except (OSError, EOFError, zlib.error) as error:
+        except (OSError, EOFError, zlib.error, RecursionError) as error:
+            # RecursionError: JSON nested deeper than any parser here follows; named, never a crash of the run.
             return Judgement(errors=[file_error(source, f"unreadable: {_describe(error)}")])
         except msgspec.MsgspecError:
             # Not a log file, a record that is not an object, or JSON that only the standard library reads.
@@ -147,7 +148,7 @@ class Judge:
         try:
             with _no_cycle_collection():
                 document = parse_json(data)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             return Judgement(errors=[file_error(source, f"unreadable: {_describe(error)}")])
         records = document.get("Records") if isinstance(document, dict) else None
         if not isinstance(records, list):
