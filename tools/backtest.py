@@ -275,22 +275,24 @@ def suggested_entries(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]
 
     A pipeline here is an IAM role (not a role people sign in to through IAM Identity Center, not an IAM user
     with long-lived keys, never a call without a verifiable identity) that made at least PIPELINE_MIN_CALLS
-    successful changes through one channel on PIPELINE_MIN_DAYS days or more. The entry names the role exactly,
-    never a glob, and the channel when there is one, so that the same role used by hand stays a finding.
+    successful changes through one channel, an AWS service (``invokedBy``) or a web identity provider, on
+    PIPELINE_MIN_DAYS days or more. The entry names the role exactly, never a glob, and the channel, so that the
+    same role used by hand stays a finding. Calls made directly with a role's credentials are never suggested:
+    nothing tells a pipeline from a person, or an intruder, holding the same role.
     """
     calls: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for finding in findings:
         principal = finding.get("principal")
-        if principal and not finding.get("errorCode") and _is_pipeline_role(principal):
+        if principal and finding["channel"] != DIRECT and not finding.get("errorCode") and _is_pipeline_role(principal):
             calls[(principal, finding["channel"])].append(finding)
     suggestions = []
     for (principal, channel), made in calls.items():
         day_count = len({(finding.get("eventTime") or "")[:10] for finding in made})
         if len(made) < PIPELINE_MIN_CALLS or day_count < PIPELINE_MIN_DAYS:
             continue
-        entry = principal if channel == DIRECT else f"{principal};{channel}"
-        suggestions.append({"entry": entry, "principal": principal, "channel": channel, "calls": len(made),
-                            "days": day_count, "actions": sorted({str(finding.get("action")) for finding in made})})
+        suggestions.append({"entry": f"{principal};{channel}", "principal": principal, "channel": channel,
+                            "calls": len(made), "days": day_count,
+                            "actions": sorted({str(finding.get("action")) for finding in made})})
     return sorted(suggestions, key=lambda suggestion: (-suggestion["calls"], suggestion["entry"]))
 
 
@@ -364,14 +366,15 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
     lines.append("")
     if suggestions:
         lines.append(f"Suggested allowlist entries (IAM roles that changed functions like a pipeline: at least"
-                     f" {PIPELINE_MIN_CALLS} successful calls on {PIPELINE_MIN_DAYS}+ days through one channel):")
+                     f" {PIPELINE_MIN_CALLS} successful calls on {PIPELINE_MIN_DAYS}+ days through one AWS service"
+                     f" or web identity provider):")
         for suggestion in suggestions:
             lines.append(f"  {_printable(suggestion['entry'])}    # {suggestion['calls']} calls on {suggestion['days']}"
-                         f" days: {', '.join(suggestion['actions'])}"
-                         + ("; no channel to pin, any use of the role is allowlisted" if suggestion["channel"] == DIRECT else ""))
-        lines.append("Check each with the role's owner before adding it: an allowlisted role is blind spot.")
+                         f" days: {', '.join(suggestion['actions'])}")
+        lines.append("Check each with the role's owner before adding it: an allowlisted role is a blind spot.")
     else:
-        lines.append("No principal acted like a pipeline: no allowlist entry to suggest.")
+        lines.append("No principal acted like a pipeline through an AWS service or a web identity: no allowlist"
+                     " entry to suggest (calls made directly with a role's credentials are never suggested).")
     if judgement.errors:
         lines += ["", f"Could not judge ({len(judgement.errors):,}):"]
         lines += [f"  {_printable(error['source'])}" + (f" record {error['record']}" if "record" in error else "")
