@@ -433,6 +433,36 @@ def test_lookup_events_pages_within_the_quota_backing_off_when_throttled() -> No
     assert judged.counts == run_json_records(records)[1]["counts"]
 
 
+class StubbedSession:
+    """A session whose CloudTrail clients are real clients answered by Stubber, one per Region."""
+
+    region_name = "eu-west-1"
+
+    def __init__(self, records_by_region: dict[str, list[dict[str, Any]]]) -> None:
+        self.stubs: list[Stubber] = []
+        self.records_by_region = records_by_region
+
+    def client(self, service: str, region_name: str | None = None, config: Any = None) -> Any:
+        assert service == "cloudtrail"
+        client = boto3.client("cloudtrail", region_name=region_name, config=config)
+        stub = Stubber(client)
+        stub.add_response("lookup_events", {"Events": [lookup_event(r) for r in self.records_by_region[region_name]]})
+        stub.activate()
+        self.stubs.append(stub)
+        return client
+
+
+def test_lookup_events_is_the_default_source_and_reads_every_region_asked_for() -> None:
+    records = [{**record, "eventTime": "2026-11-20T10:00:00Z"} for record in sample_records()]
+    session = StubbedSession({"eu-west-1": records[:5], "us-east-1": records[5:]})
+    status, report = run_json(["--regions", "eu-west-1,us-east-1", "--since", "2026-11-01", "--until", "2026-12-01"],
+                              session)
+    for stub in session.stubs:
+        stub.assert_no_pending_responses()
+    assert status == 0 and report["sources"] == 2
+    assert report["counts"] == run_json_records(records)[1]["counts"]
+
+
 def test_rate_limiter_spaces_calls() -> None:
     clock = FakeClock()
     limiter = RateLimiter(2.0, clock.time, clock.sleep)

@@ -41,6 +41,7 @@ from tools.trail_judge import (
 from tools.trail_sources import (
     Page,
     RateLimiter,
+    bounded_map,
     athena_pages,
     athena_prefilter_query,
     iso,
@@ -168,9 +169,8 @@ def judge_local(root: Path, config: JudgeConfig, workers: int, progress_enabled:
     run = Run(Judgement(), len(files), len(digests))
     progress = Progress("files", len(files), progress_enabled)
     if workers > 1 and len(files) > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(config,)) as pool:
-            results: Iterable[Judgement] = pool.map(judge_path, [str(path) for path in files], chunksize=1)
-            _collect(results, run, progress, on_judgement)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(config,))
+        _collect(bounded_map(judge_path, [str(path) for path in files], workers, pool), run, progress, on_judgement)
     else:
         judge = Judge(config)
         _collect((judge_local_file(judge, path) for path in files), run, progress, on_judgement)
@@ -220,8 +220,12 @@ def lookup_pages(session: Any, regions: list[str], since: datetime, until: datet
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "total_max_attempts": 5})
-    for region in regions:
-        yield from lookup_event_pages(session.client("cloudtrail", region_name=region, config=config), region, since, until)
+    for number, region in enumerate(regions):
+        client = session.client("cloudtrail", region_name=region, config=config)
+        for page in lookup_event_pages(client, region, since, until):
+            if page.done is not None:  # the share of all Regions, for the estimate of the time left
+                page.done = (number + page.done) / len(regions)
+            yield page
 
 
 # Security Hub import -------------------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ def report_json(run: Run, suggestions: list[dict[str, Any]]) -> str:
     document = {
         "counts": dict(judgement.counts),
         "findings": sorted(judgement.findings, key=lambda finding: (finding.get("eventTime") or "", finding["id"])),
-        "errors": judgement.errors,
+        "errors": sorted_errors(judgement.errors),
         "suggestedAllowlist": suggestions,
         "records": judgement.records,
         "outsideTimeRange": judgement.outside_window,
@@ -378,8 +382,13 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
     if judgement.errors:
         lines += ["", f"Could not judge ({len(judgement.errors):,}):"]
         lines += [f"  {_printable(error['source'])}" + (f" record {error['record']}" if "record" in error else "")
-                  + f": {_printable(error['error'])}" for error in judgement.errors]
+                  + f": {_printable(error['error'])}" for error in sorted_errors(judgement.errors)]
     return "\n".join(lines)
+
+
+def sorted_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors by source and record, whichever worker reported them first."""
+    return sorted(errors, key=lambda error: (str(error["source"]), error.get("record", -1)))
 
 
 def _columns(table: list[list[str]]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -178,12 +178,14 @@ def s3_objects(client: Any, bucket: str, keys: Sequence[str], workers: int) -> I
     yield from bounded_map(fetch, keys, workers)
 
 
-def bounded_map(function: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
-    """``function`` over ``items`` in threads, results as they complete, at most ``2 * workers`` pending."""
-    with ThreadPoolExecutor(max_workers=workers) as executor:
+def bounded_map(function: Callable[[Any], Any], items: Iterable[Any], workers: int,
+                executor: Executor | None = None) -> Iterator[Any]:
+    """``function`` over ``items`` in ``executor`` (by default ``workers`` threads), results as they complete,
+    with at most ``2 * workers`` pending: memory holds a few results, never all of them."""
+    with executor or ThreadPoolExecutor(max_workers=workers) as pool:
         pending: set[Future[Any]] = set()
         for item in items:
-            pending.add(executor.submit(function, item))
+            pending.add(pool.submit(function, item))
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in finished)
