@@ -375,6 +375,13 @@ def run_json_records(records: list[Any]) -> tuple[int, dict[str, Any]]:
     return 0, {"counts": dict(judgement.counts), "findings": judgement.findings}
 
 
+def test_an_s3_location_without_logs_says_so(s3_trail: Any) -> None:
+    put_log(s3_trail, f"elsewhere/AWSLogs/{ACCOUNT}/CloudTrail/eu-west-1/2026/11/20/x.json.gz", sample_records())
+    status, out, err = run_backtest(["--s3", "s3://trail-bucket/", "--json", "--no-progress"], s3_trail)
+    assert status == 0 and json.loads(out)["records"] == 0
+    assert "no log files under s3://trail-bucket/" in err
+
+
 def test_s3_prefixes_reach_one_folder_per_day_and_region(s3_trail: Any) -> None:
     for region in ("eu-west-1", "us-east-1"):
         put_log(s3_trail, f"AWSLogs/{ACCOUNT}/CloudTrail/{region}/2026/11/20/x.json.gz", [])

@@ -166,6 +166,8 @@ def judge_local(root: Path, config: JudgeConfig, workers: int, progress_enabled:
                 on_judgement: Callable[[Judgement], None]) -> Run:
     """Every log file under ``root``, one file per task, over ``workers`` processes when there are several files."""
     files, digests = local_log_files(root)
+    if not files:
+        print(f"backtest: no .json or .json.gz log files under {root}", file=sys.stderr)
     run = Run(Judgement(), len(files), len(digests))
     progress = Progress("files", len(files), progress_enabled)
     if workers > 1 and len(files) > 1:
@@ -205,6 +207,9 @@ def judge_s3(session: Any, url: str, since: datetime | None, until: datetime, re
     bucket, prefix = parse_s3_url(url)
     client = session.client("s3")
     keys = s3_log_keys(client, bucket, trail_prefixes(client, bucket, prefix, since, until, regions), workers)
+    if not keys:
+        print(f"backtest: no log files under {url} (in the layout [PREFIX/]AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/"
+              "YYYY/MM/DD/) for these dates and Regions", file=sys.stderr)
     run = Run(Judgement(), len(keys))
     progress = Progress("objects", len(keys), progress_enabled)
 
