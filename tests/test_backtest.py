@@ -521,6 +521,11 @@ def test_athena_rows_go_through_the_same_rule() -> None:
         session = boto3.session.Session(region_name="us-east-1")
         status, report = run_json(["--athena", "--database", "trails", "--table", "cloudtrail_logs",
                                    "--output-location", "s3://athena-results/"], session)
+        athena = session.client("athena")
+        [execution_id] = athena.list_query_executions()["QueryExecutionIds"]
+        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+    assert execution["QueryExecutionContext"]["Database"] == "trails"
+    assert "FROM cloudtrail_logs" in execution["Query"] and "regexp_like(eventname" in execution["Query"]
 
     _, expected = run_json_records(records)
     assert status == 0 and report["errors"] == []
