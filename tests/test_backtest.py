@@ -25,11 +25,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
+import rule
 from botocore.stub import Stubber
 from moto import mock_aws
-
-import rule
 from publisher import FindingPublisher
+
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
 from tools import backtest, bench_backtest
@@ -95,8 +95,10 @@ def trail(tmp_path: Path) -> Path:
     """A trail copy in two layouts: gzip files in CloudTrail's folders, and a plain .json file elsewhere."""
     records = sample_records()
     layout = tmp_path / "AWSLogs" / ACCOUNT / "CloudTrail" / "eu-west-1" / "2026" / "11" / "20"
-    write_log(layout / f"{ACCOUNT}_CloudTrail_eu-west-1_20261120T1000Z_a.json.gz",
-              [other_service_record(index) for index in range(30)] + records[:6])
+    write_log(
+        layout / f"{ACCOUNT}_CloudTrail_eu-west-1_20261120T1000Z_a.json.gz",
+        [other_service_record(index) for index in range(30)] + records[:6],
+    )
     write_log(tmp_path / "exported" / "deeper" / "more.json", records[6:] + [other_service_record(99)], compress=False)
     return tmp_path
 
@@ -108,9 +110,17 @@ def handler_results(detector: ModuleType, records: list[dict[str, Any]]) -> list
     """What the deployed handler answers for each record, delivered as EventBridge delivers it."""
     results = []
     for index, record in enumerate(records):
-        event = {"version": "0", "id": f"event-{index}", "detail-type": "AWS API Call via CloudTrail",
-                 "source": "aws.lambda", "account": ACCOUNT, "time": record["eventTime"], "region": "eu-west-1",
-                 "resources": [], "detail": copy.deepcopy(record)}
+        event = {
+            "version": "0",
+            "id": f"event-{index}",
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.lambda",
+            "account": ACCOUNT,
+            "time": record["eventTime"],
+            "region": "eu-west-1",
+            "resources": [],
+            "detail": copy.deepcopy(record),
+        }
         results.append(detector.lambda_handler(event, FakeLambdaContext()))
     return results
 
@@ -123,8 +133,12 @@ def test_counts_and_ids_equal_what_the_handler_decides_record_by_record(
     answers = handler_results(detector, sample_records())
     decided = Counter(answer["verdict"] for answer in answers)
     assert status == 0 and report["errors"] == []
-    assert report["counts"] == {"finding": decided["finding"], "allowlisted": decided["allowlisted"],
-                                "ignored": decided["ignored"] + 31, "invalid": 0}
+    assert report["counts"] == {
+        "finding": decided["finding"],
+        "allowlisted": decided["allowlisted"],
+        "ignored": decided["ignored"] + 31,
+        "invalid": 0,
+    }
     handler_ids = sorted(answer["findingId"] for answer in answers if answer["findingId"])
     assert sorted(finding["id"] for finding in report["findings"]) == handler_ids
     assert {finding["Id"] for finding in stored_findings(security_hub)} == set(handler_ids)
@@ -190,8 +204,10 @@ def test_corrupt_files_are_named_the_rest_judged_and_the_exit_status_is_not_zero
     not_json.write_text("this is not JSON")
     not_a_log = trail / "bad" / "other.json"
     not_a_log.write_text('{"detail": {}}')
-    odd_records = write_log(trail / "bad" / "odd.json", [other_service_record(1), ["not", "an", "object"], "text",
-                                                         lambda_record_without_event_id()])
+    odd_records = write_log(
+        trail / "bad" / "odd.json",
+        [other_service_record(1), ["not", "an", "object"], "text", lambda_record_without_event_id()],
+    )
     digest = trail / "AWSLogs" / ACCOUNT / "CloudTrail-Digest" / "eu-west-1" / "digest.json.gz"
     write_log(digest, [])
 
@@ -247,8 +263,14 @@ def test_a_malformed_allowlist_stops_before_reading(trail: Path, monkeypatch: py
 def test_make_backtest_prints_only_json_on_stdout_and_fails_on_a_truncated_file(trail: Path) -> None:
     truncated = trail / "truncated.json.gz"
     truncated.write_bytes(gzip.compress(json.dumps({"Records": sample_records()}).encode())[:-30])
-    completed = subprocess.run(["make", "-s", "backtest", f"ARGS=--path {trail} --json"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=300, check=False)
+    completed = subprocess.run(
+        ["make", "-s", "backtest", f"ARGS=--path {trail} --json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     report = json.loads(completed.stdout)
     assert completed.returncode != 0
     assert set(report) >= {"counts", "findings", "errors"}
@@ -323,7 +345,9 @@ def test_a_suggested_entry_allowlists_what_it_was_suggested_for_and_no_more(tmp_
 
 def test_channel_is_written_as_an_allowlist_condition() -> None:
     assert channel({"invokedBy": "cloudformation.amazonaws.com"}) == "invokedBy=cloudformation.amazonaws.com"
-    federated = {"sessionContext": {"webIdFederationData": {"federatedProvider": "token.actions.githubusercontent.com"}}}
+    federated = {
+        "sessionContext": {"webIdFederationData": {"federatedProvider": "token.actions.githubusercontent.com"}}
+    }
     assert channel(federated) == "webIdentityProvider=token.actions.githubusercontent.com"
     assert channel({"type": "IAMUser"}) == "direct"
 
@@ -340,24 +364,37 @@ def s3_trail() -> Iterator[Any]:
 
 
 def put_log(session: Any, key: str, records: list[Any]) -> None:
-    session.client("s3").put_object(Bucket="trail-bucket", Key=key,
-                                    Body=gzip.compress(json.dumps({"Records": records}).encode()))
+    session.client("s3").put_object(
+        Bucket="trail-bucket", Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode())
+    )
 
 
 def test_s3_organisation_trail_is_read_and_pruned_by_date(s3_trail: Any) -> None:
     records = [{**record, "eventTime": "2026-11-20T23:58:00Z"} for record in sample_records()]
     base = "logs/AWSLogs/o-a1b2c3d4e5/"
-    put_log(s3_trail, f"{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/11/20/{ACCOUNT}_CloudTrail_eu-west-1_1.json.gz", records[:5])
-    put_log(s3_trail, f"{base}444455556666/CloudTrail/us-east-1/2026/11/21/444455556666_CloudTrail_us-east-1_2.json.gz",
-            records[5:])
+    put_log(
+        s3_trail,
+        f"{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/11/20/{ACCOUNT}_CloudTrail_eu-west-1_1.json.gz",
+        records[:5],
+    )
+    put_log(
+        s3_trail,
+        f"{base}444455556666/CloudTrail/us-east-1/2026/11/21/444455556666_CloudTrail_us-east-1_2.json.gz",
+        records[5:],
+    )
     # Outside the dates, a digest and an insight: none of them may be read.
-    s3_trail.client("s3").put_object(Bucket="trail-bucket", Body=b"corrupt",
-                                     Key=f"{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/10/01/old.json.gz")
-    s3_trail.client("s3").put_object(Bucket="trail-bucket", Body=b"corrupt",
-                                     Key=f"{base}{ACCOUNT}/CloudTrail-Digest/eu-west-1/2026/11/20/digest.json.gz")
+    s3_trail.client("s3").put_object(
+        Bucket="trail-bucket", Body=b"corrupt", Key=f"{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/10/01/old.json.gz"
+    )
+    s3_trail.client("s3").put_object(
+        Bucket="trail-bucket",
+        Body=b"corrupt",
+        Key=f"{base}{ACCOUNT}/CloudTrail-Digest/eu-west-1/2026/11/20/digest.json.gz",
+    )
 
-    status, report = run_json(["--s3", "s3://trail-bucket/logs", "--since", "2026-11-19", "--until", "2026-11-22",
-                               "--workers", "3"], s3_trail)
+    status, report = run_json(
+        ["--s3", "s3://trail-bucket/logs", "--since", "2026-11-19", "--until", "2026-11-22", "--workers", "3"], s3_trail
+    )
     everything_status, everything = run_json(["--s3", "s3://trail-bucket/logs/"], s3_trail)
     _, local = run_json_records(records)
 
@@ -366,7 +403,8 @@ def test_s3_organisation_trail_is_read_and_pruned_by_date(s3_trail: Any) -> None
     assert report["counts"] == local["counts"]
     assert sorted(f["id"] for f in report["findings"]) == sorted(f["id"] for f in local["findings"])
     assert everything_status == 1 and [e["source"] for e in everything["errors"]] == [
-        f"s3://trail-bucket/{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/10/01/old.json.gz"]
+        f"s3://trail-bucket/{base}{ACCOUNT}/CloudTrail/eu-west-1/2026/10/01/old.json.gz"
+    ]
 
 
 def run_json_records(records: list[Any]) -> tuple[int, dict[str, Any]]:
@@ -397,9 +435,14 @@ def test_s3_prefixes_reach_one_folder_per_day_and_region(s3_trail: Any) -> None:
 
 
 def lookup_event(record: dict[str, Any]) -> dict[str, Any]:
-    return {"EventId": record["eventID"], "EventName": record["eventName"], "ReadOnly": "false",
-            "EventTime": datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")),
-            "EventSource": "lambda.amazonaws.com", "CloudTrailEvent": json.dumps(record)}
+    return {
+        "EventId": record["eventID"],
+        "EventName": record["eventName"],
+        "ReadOnly": "false",
+        "EventTime": datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")),
+        "EventSource": "lambda.amazonaws.com",
+        "CloudTrailEvent": json.dumps(record),
+    }
 
 
 class FakeClock:
@@ -415,21 +458,36 @@ class FakeClock:
 
 
 def test_lookup_events_pages_within_the_quota_backing_off_when_throttled() -> None:
-    records = [{**record, "eventTime": f"2026-11-{29 - index:02d}T10:00:00Z"} for index, record in enumerate(sample_records())]
+    records = [
+        {**record, "eventTime": f"2026-11-{29 - index:02d}T10:00:00Z"} for index, record in enumerate(sample_records())
+    ]
     client = boto3.client("cloudtrail", region_name="eu-west-1")
     since, until = datetime(2026, 9, 1, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)
-    expected = {"LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": "lambda.amazonaws.com"}],
-                "StartTime": since, "EndTime": until, "MaxResults": 50}
+    expected = {
+        "LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": "lambda.amazonaws.com"}],
+        "StartTime": since,
+        "EndTime": until,
+        "MaxResults": 50,
+    }
     clock = FakeClock()
     with Stubber(client) as stub:
-        stub.add_response("lookup_events", {"Events": [lookup_event(r) for r in records[:6]], "NextToken": "t1"},
-                          expected)
-        stub.add_client_error("lookup_events", service_error_code="ThrottlingException", http_status_code=400,
-                              expected_params={**expected, "NextToken": "t1"})
-        stub.add_response("lookup_events", {"Events": [lookup_event(r) for r in records[6:]]},
-                          {**expected, "NextToken": "t1"})
-        pages = list(lookup_event_pages(client, "eu-west-1", since, until,
-                                        RateLimiter(2.0, clock.time, clock.sleep), clock.sleep))
+        stub.add_response(
+            "lookup_events", {"Events": [lookup_event(r) for r in records[:6]], "NextToken": "t1"}, expected
+        )
+        stub.add_client_error(
+            "lookup_events",
+            service_error_code="ThrottlingException",
+            http_status_code=400,
+            expected_params={**expected, "NextToken": "t1"},
+        )
+        stub.add_response(
+            "lookup_events", {"Events": [lookup_event(r) for r in records[6:]]}, {**expected, "NextToken": "t1"}
+        )
+        pages = list(
+            lookup_event_pages(
+                client, "eu-west-1", since, until, RateLimiter(2.0, clock.time, clock.sleep), clock.sleep
+            )
+        )
         stub.assert_no_pending_responses()
 
     assert [len(page.records) for page in pages] == [6, len(records) - 6]
@@ -462,8 +520,9 @@ class StubbedSession:
 def test_lookup_events_is_the_default_source_and_reads_every_region_asked_for() -> None:
     records = [{**record, "eventTime": "2026-11-20T10:00:00Z"} for record in sample_records()]
     session = StubbedSession({"eu-west-1": records[:5], "us-east-1": records[5:]})
-    status, report = run_json(["--regions", "eu-west-1,us-east-1", "--since", "2026-11-01", "--until", "2026-12-01"],
-                              session)
+    status, report = run_json(
+        ["--regions", "eu-west-1,us-east-1", "--since", "2026-11-01", "--until", "2026-12-01"], session
+    )
     for stub in session.stubs:
         stub.assert_no_pending_responses()
     assert status == 0 and report["sources"] == 2
@@ -511,16 +570,31 @@ def test_athena_rows_go_through_the_same_rule() -> None:
     with mock_aws():
         seeded = requests.post(
             "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
-            json={"region": "us-east-1", "results": [{
-                "rows": [{"Data": header}] + [{"Data": athena_row(record)} for record in records],
-                "column_info": [{"Name": name, "Type": "varchar"} for name in ATHENA_NAMES],
-            }]},
+            json={
+                "region": "us-east-1",
+                "results": [
+                    {
+                        "rows": [{"Data": header}] + [{"Data": athena_row(record)} for record in records],
+                        "column_info": [{"Name": name, "Type": "varchar"} for name in ATHENA_NAMES],
+                    }
+                ],
+            },
             timeout=10,
         )
         assert seeded.status_code == 201
         session = boto3.session.Session(region_name="us-east-1")
-        status, report = run_json(["--athena", "--database", "trails", "--table", "cloudtrail_logs",
-                                   "--output-location", "s3://athena-results/"], session)
+        status, report = run_json(
+            [
+                "--athena",
+                "--database",
+                "trails",
+                "--table",
+                "cloudtrail_logs",
+                "--output-location",
+                "s3://athena-results/",
+            ],
+            session,
+        )
         athena = session.client("athena")
         [execution_id] = athena.list_query_executions()["QueryExecutionIds"]
         execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
@@ -536,10 +610,20 @@ def test_athena_rows_go_through_the_same_rule() -> None:
 def test_athena_row_rebuilds_the_record_the_rule_reads() -> None:
     record = next(r for r in sample_records() if r["eventID"] == "0a6f7c1d-3b9e-4c55-9a0e-7d2b1e4f6a04")
     rebuilt = record_from_athena_row(dict(zip(ATHENA_NAMES, [cell.get("VarCharValue") for cell in athena_row(record)])))
-    for key in ("eventSource", "eventName", "eventID", "eventTime", "awsRegion", "recipientAccountId", "requestParameters"):
+    for key in (
+        "eventSource",
+        "eventName",
+        "eventID",
+        "eventTime",
+        "awsRegion",
+        "recipientAccountId",
+        "requestParameters",
+    ):
         assert rebuilt[key] == record[key]
-    assert rebuilt["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == \
-        record["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+    assert (
+        rebuilt["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+        == record["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+    )
     assert rebuilt["userIdentity"]["arn"] == record["userIdentity"]["arn"]
 
 
@@ -547,14 +631,25 @@ def test_athena_prefilter_selects_lambda_and_every_form_of_the_watched_names() -
     import re
 
     settings = Judge(JudgeConfig(extra_actions="PutFunctionConcurrency20171031")).settings
-    query = athena_prefilter_query("cloudtrail_logs", settings.actions, datetime(2026, 9, 1, tzinfo=timezone.utc),
-                                   datetime(2026, 12, 1, tzinfo=timezone.utc), ["eu-west-1"], "timestamp >= '2026/09/01'")
+    query = athena_prefilter_query(
+        "cloudtrail_logs",
+        settings.actions,
+        datetime(2026, 9, 1, tzinfo=timezone.utc),
+        datetime(2026, 12, 1, tzinfo=timezone.utc),
+        ["eu-west-1"],
+        "timestamp >= '2026/09/01'",
+    )
     assert "eventsource = 'lambda.amazonaws.com'" in query
     assert "eventtime >= '2026-09-01T00:00:00Z'" in query and "eventtime < '2026-12-01T00:00:00Z'" in query
     assert "awsregion IN ('eu-west-1')" in query and "(timestamp >= '2026/09/01')" in query
     pattern = re.search(r"regexp_like\(eventname, '([^']+)'\)", query).group(1)
-    for name in ("UpdateFunctionCode", "UpdateFunctionCode20150331v2", "CreateFunction20150331",
-                 "PutFunctionConcurrency20171031", "PutFunctionConcurrency"):
+    for name in (
+        "UpdateFunctionCode",
+        "UpdateFunctionCode20150331v2",
+        "CreateFunction20150331",
+        "PutFunctionConcurrency20171031",
+        "PutFunctionConcurrency",
+    ):
         assert re.search(pattern, name), name
     for name in ("DeleteFunctionConcurrency20171031", "GetFunction20150331v2", "xUpdateFunctionCode"):
         assert not re.search(pattern, name), name

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -41,9 +41,9 @@ from tools.trail_judge import (
 from tools.trail_sources import (
     Page,
     RateLimiter,
-    bounded_map,
     athena_pages,
     athena_prefilter_query,
+    bounded_map,
     iso,
     local_log_files,
     lookup_event_pages,
@@ -85,32 +85,67 @@ def argument_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--lookup-events", action="store_true",
-                        help="CloudTrail LookupEvents, the last 90 days of management events (default; no setup)")
-    source.add_argument("--s3", metavar="S3_URL", help="a trail's log files in S3: s3://BUCKET[/PREFIX], in the "
-                        "layout CloudTrail writes (organisation trails too)")
+    source.add_argument(
+        "--lookup-events",
+        action="store_true",
+        help="CloudTrail LookupEvents, the last 90 days of management events (default; no setup)",
+    )
+    source.add_argument(
+        "--s3",
+        metavar="S3_URL",
+        help="a trail's log files in S3: s3://BUCKET[/PREFIX], in the "
+        "layout CloudTrail writes (organisation trails too)",
+    )
     source.add_argument("--path", type=Path, metavar="DIR", help="local .json and .json.gz log files, any layout")
     source.add_argument("--athena", action="store_true", help="the CloudTrail table in Athena")
-    parser.add_argument("--since", type=parse_since, metavar="WHEN",
-                        help="from then on: 30m, 24h, 90d, 2w or an ISO 8601 date/time (default for LookupEvents: 90d)")
+    parser.add_argument(
+        "--since",
+        type=parse_since,
+        metavar="WHEN",
+        help="from then on: 30m, 24h, 90d, 2w or an ISO 8601 date/time (default for LookupEvents: 90d)",
+    )
     parser.add_argument("--until", type=parse_since, metavar="WHEN", help="up to then (default: now)")
-    parser.add_argument("--regions", metavar="LIST", help="comma-separated Regions (LookupEvents default: the "
-                        "session's Region; S3 and Athena default: all)")
-    parser.add_argument("--allowlist", metavar="PATTERNS", default=os.environ.get("ALLOWLIST_PATTERNS"),
-                        help="ALLOWLIST_PATTERNS to judge with (default: $ALLOWLIST_PATTERNS, else the function's default)")
-    parser.add_argument("--extra-actions", metavar="NAMES", default=os.environ.get("EXTRA_ACTIONS"),
-                        help="EXTRA_ACTIONS to judge with (default: $EXTRA_ACTIONS)")
+    parser.add_argument(
+        "--regions",
+        metavar="LIST",
+        help="comma-separated Regions (LookupEvents default: the session's Region; S3 and Athena default: all)",
+    )
+    parser.add_argument(
+        "--allowlist",
+        metavar="PATTERNS",
+        default=os.environ.get("ALLOWLIST_PATTERNS"),
+        help="ALLOWLIST_PATTERNS to judge with (default: $ALLOWLIST_PATTERNS, else the function's default)",
+    )
+    parser.add_argument(
+        "--extra-actions",
+        metavar="NAMES",
+        default=os.environ.get("EXTRA_ACTIONS"),
+        help="EXTRA_ACTIONS to judge with (default: $EXTRA_ACTIONS)",
+    )
     parser.add_argument("--database", default="default", help="Athena database (default: default)")
     parser.add_argument("--table", default="cloudtrail_logs", help="Athena CloudTrail table (default: cloudtrail_logs)")
     parser.add_argument("--workgroup", help="Athena workgroup (default: the account's primary)")
-    parser.add_argument("--output-location", metavar="S3_URL", help="Athena results location, if the workgroup has none")
-    parser.add_argument("--athena-where", metavar="SQL", help="one more condition for the Athena query, such as a "
-                        "partition range: \"timestamp >= '2026/09/01'\"")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                        help="processes judging local files, threads downloading S3 objects (default: CPUs, at most 4)")
+    parser.add_argument(
+        "--output-location", metavar="S3_URL", help="Athena results location, if the workgroup has none"
+    )
+    parser.add_argument(
+        "--athena-where",
+        metavar="SQL",
+        help="one more condition for the Athena query, such as a partition range: \"timestamp >= '2026/09/01'\"",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help="processes judging local files, threads downloading S3 objects (default: CPUs, at most 4)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object: counts, findings, errors")
-    parser.add_argument("--import", dest="import_findings", action="store_true",
-                        help="send the would-be findings to Security Hub, as the detector would")
+    parser.add_argument(
+        "--import",
+        dest="import_findings",
+        action="store_true",
+        help="send the would-be findings to Security Hub, as the detector would",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     return parser
 
@@ -142,8 +177,12 @@ class Progress:
             share_done = self.done / self.total
         eta = f", about {_duration(elapsed * (1 - share_done) / share_done)} left" if share_done else ""
         of_total = f"/{self.total:,}" if self.total else ""
-        print(f"[backtest] {self.unit} {self.done:,}{of_total}, {self.records:,} records,"
-              f" {self.records / elapsed:,.0f} records/s{eta}", file=self.stream, flush=True)
+        print(
+            f"[backtest] {self.unit} {self.done:,}{of_total}, {self.records:,} records,"
+            f" {self.records / elapsed:,.0f} records/s{eta}",
+            file=self.stream,
+            flush=True,
+        )
 
 
 def _duration(seconds: float) -> str:
@@ -162,8 +201,9 @@ class Run:
     """Files left out on purpose (digest files)."""
 
 
-def judge_local(root: Path, config: JudgeConfig, workers: int, progress_enabled: bool,
-                on_judgement: Callable[[Judgement], None]) -> Run:
+def judge_local(
+    root: Path, config: JudgeConfig, workers: int, progress_enabled: bool, on_judgement: Callable[[Judgement], None]
+) -> Run:
     """Every log file under ``root``, one file per task, over ``workers`` processes when there are several files."""
     files, digests = local_log_files(root)
     if not files:
@@ -179,7 +219,9 @@ def judge_local(root: Path, config: JudgeConfig, workers: int, progress_enabled:
     return run
 
 
-def _collect(results: Iterable[Judgement], run: Run, progress: Progress, on_judgement: Callable[[Judgement], None]) -> None:
+def _collect(
+    results: Iterable[Judgement], run: Run, progress: Progress, on_judgement: Callable[[Judgement], None]
+) -> None:
     for judgement in results:
         on_judgement(judgement)
         judgement.built = []  # imported already; only the summaries are kept
@@ -187,8 +229,9 @@ def _collect(results: Iterable[Judgement], run: Run, progress: Progress, on_judg
         progress.update(judgement.records)
 
 
-def judge_pages(pages: Iterable[Page], judge: Judge, unit: str, progress_enabled: bool,
-                on_judgement: Callable[[Judgement], None]) -> Run:
+def judge_pages(
+    pages: Iterable[Page], judge: Judge, unit: str, progress_enabled: bool, on_judgement: Callable[[Judgement], None]
+) -> Run:
     run = Run(Judgement())
     progress = Progress(unit, None, progress_enabled)
     for page in pages:
@@ -202,20 +245,36 @@ def judge_pages(pages: Iterable[Page], judge: Judge, unit: str, progress_enabled
     return run
 
 
-def judge_s3(session: Any, url: str, since: datetime | None, until: datetime, regions: list[str], judge: Judge,
-             workers: int, progress_enabled: bool, on_judgement: Callable[[Judgement], None]) -> Run:
+def judge_s3(
+    session: Any,
+    url: str,
+    since: datetime | None,
+    until: datetime,
+    regions: list[str],
+    judge: Judge,
+    workers: int,
+    progress_enabled: bool,
+    on_judgement: Callable[[Judgement], None],
+) -> Run:
     bucket, prefix = parse_s3_url(url)
     client = session.client("s3")
     keys = s3_log_keys(client, bucket, trail_prefixes(client, bucket, prefix, since, until, regions), workers)
     if not keys:
-        print(f"backtest: no log files under {url} (in the layout [PREFIX/]AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/"
-              "YYYY/MM/DD/) for these dates and Regions", file=sys.stderr)
+        print(
+            f"backtest: no log files under {url} (in the layout [PREFIX/]AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/"
+            "YYYY/MM/DD/) for these dates and Regions",
+            file=sys.stderr,
+        )
     run = Run(Judgement(), len(keys))
     progress = Progress("objects", len(keys), progress_enabled)
 
     def judged() -> Iterator[Judgement]:
         for name, content, error in s3_objects(client, bucket, keys, workers):
-            yield judge.log_file(content, name) if content is not None else Judgement(errors=[{"source": name, "error": error}])
+            yield (
+                judge.log_file(content, name)
+                if content is not None
+                else Judgement(errors=[{"source": name, "error": error}])
+            )
 
     _collect(judged(), run, progress, on_judgement)
     return run
@@ -299,9 +358,16 @@ def suggested_entries(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]
         day_count = len({(finding.get("eventTime") or "")[:10] for finding in made})
         if len(made) < PIPELINE_MIN_CALLS or day_count < PIPELINE_MIN_DAYS:
             continue
-        suggestions.append({"entry": f"{principal};{channel}", "principal": principal, "channel": channel,
-                            "calls": len(made), "days": day_count,
-                            "actions": sorted({str(finding.get("action")) for finding in made})})
+        suggestions.append(
+            {
+                "entry": f"{principal};{channel}",
+                "principal": principal,
+                "channel": channel,
+                "calls": len(made),
+                "days": day_count,
+                "actions": sorted({str(finding.get("action")) for finding in made}),
+            }
+        )
     return sorted(suggestions, key=lambda suggestion: (-suggestion["calls"], suggestion["entry"]))
 
 
@@ -319,7 +385,13 @@ def grouped(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     for finding in findings:
         who = finding.get("principal") or f"(unverified) {finding.get('caller') or 'unknown'}"
-        key = (who, finding["channel"], str(finding.get("action")), str(finding.get("account")), str(finding.get("region")))
+        key = (
+            who,
+            finding["channel"],
+            str(finding.get("action")),
+            str(finding.get("account")),
+            str(finding.get("region")),
+        )
         group = groups.setdefault(key, {"count": 0, "first": None, "last": None})
         group["count"] += 1
         seen = finding.get("eventTime") or ""
@@ -353,7 +425,8 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
     lines = [
         f"Judged {judgement.records:,} records from {run.sources:,} files or pages in {seconds:.1f} s"
         + (f" ({judgement.outside_window:,} outside the time range left out)" if judgement.outside_window else "")
-        + (f"; {run.skipped:,} digest files skipped" if run.skipped else "") + ".",
+        + (f"; {run.skipped:,} digest files skipped" if run.skipped else "")
+        + ".",
         "Allowlist: " + ("the function's default" if allowlist is None else _printable(allowlist) or "(nobody)"),
         "",
         "VERDICT      RECORDS",
@@ -365,8 +438,16 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
         lines.append("Would-be findings, by principal, channel, action, account and Region:")
         header = ("COUNT", "PRINCIPAL", "CHANNEL", "ACTION", "ACCOUNT", "REGION", "FIRST SEEN", "LAST SEEN")
         table = [header] + [
-            (str(row["count"]), row["principal"], row["channel"], row["action"], row["account"], row["region"],
-             row["first"], row["last"])
+            (
+                str(row["count"]),
+                row["principal"],
+                row["channel"],
+                row["action"],
+                row["account"],
+                row["region"],
+                row["first"],
+                row["last"],
+            )
             for row in groups
         ]
         lines += _columns([[_printable(cell) for cell in row] for row in table])
@@ -374,20 +455,30 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
         lines.append("No would-be findings.")
     lines.append("")
     if suggestions:
-        lines.append(f"Suggested allowlist entries (IAM roles that changed functions like a pipeline: at least"
-                     f" {PIPELINE_MIN_CALLS} successful calls on {PIPELINE_MIN_DAYS}+ days through one AWS service"
-                     f" or web identity provider):")
+        lines.append(
+            f"Suggested allowlist entries (IAM roles that changed functions like a pipeline: at least"
+            f" {PIPELINE_MIN_CALLS} successful calls on {PIPELINE_MIN_DAYS}+ days through one AWS service"
+            f" or web identity provider):"
+        )
         for suggestion in suggestions:
-            lines.append(f"  {_printable(suggestion['entry'])}    # {suggestion['calls']} calls on {suggestion['days']}"
-                         f" days: {', '.join(suggestion['actions'])}")
+            lines.append(
+                f"  {_printable(suggestion['entry'])}    # {suggestion['calls']} calls on {suggestion['days']}"
+                f" days: {', '.join(suggestion['actions'])}"
+            )
         lines.append("Check each with the role's owner before adding it: an allowlisted role is a blind spot.")
     else:
-        lines.append("No principal acted like a pipeline through an AWS service or a web identity: no allowlist"
-                     " entry to suggest (calls made directly with a role's credentials are never suggested).")
+        lines.append(
+            "No principal acted like a pipeline through an AWS service or a web identity: no allowlist"
+            " entry to suggest (calls made directly with a role's credentials are never suggested)."
+        )
     if judgement.errors:
         lines += ["", f"Could not judge ({len(judgement.errors):,}):"]
-        lines += [f"  {_printable(error['source'])}" + (f" record {error['record']}" if "record" in error else "")
-                  + f": {_printable(error['error'])}" for error in sorted_errors(judgement.errors)]
+        lines += [
+            f"  {_printable(error['source'])}"
+            + (f" record {error['record']}" if "record" in error else "")
+            + f": {_printable(error['error'])}"
+            for error in sorted_errors(judgement.errors)
+        ]
     return "\n".join(lines)
 
 
@@ -428,8 +519,13 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
 
     try:
         importer, detector = security_hub_importer(session) if arguments.import_findings else (None, None)
-        config = JudgeConfig(arguments.allowlist, arguments.extra_actions,
-                             iso(since) if since else None, iso(until) if arguments.until else None, detector)
+        config = JudgeConfig(
+            arguments.allowlist,
+            arguments.extra_actions,
+            iso(since) if since else None,
+            iso(until) if arguments.until else None,
+            detector,
+        )
         judge = Judge(config)
     except (ValueError, BotoCoreError, ClientError) as error:
         print(f"backtest: error: {error}", file=sys.stderr)
@@ -447,15 +543,27 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
                 return 2
             run = judge_local(arguments.path, config, max(1, arguments.workers), show_progress, on_judgement)
         elif arguments.s3:
-            run = judge_s3(session, arguments.s3, since, until, regions, judge, max(1, arguments.workers),
-                           show_progress, on_judgement)
+            run = judge_s3(
+                session,
+                arguments.s3,
+                since,
+                until,
+                regions,
+                judge,
+                max(1, arguments.workers),
+                show_progress,
+                on_judgement,
+            )
         elif arguments.athena:
             client = session.client("athena")
-            query = athena_prefilter_query(arguments.table, judge.settings.actions, since, until, regions,
-                                           arguments.athena_where)
+            query = athena_prefilter_query(
+                arguments.table, judge.settings.actions, since, until, regions, arguments.athena_where
+            )
             if show_progress:
                 print(f"[backtest] Athena query:\n{query}", file=sys.stderr, flush=True)
-            execution = run_athena_query(client, query, arguments.database, arguments.workgroup, arguments.output_location)
+            execution = run_athena_query(
+                client, query, arguments.database, arguments.workgroup, arguments.output_location
+            )
             run = judge_pages(athena_pages(client, execution), judge, "pages", show_progress, on_judgement)
         else:
             since = since or parse_since("90d", now)

@@ -39,13 +39,26 @@ OTHER_CALLS: tuple[tuple[str, str, bool, int], ...] = (
     ("cloudformation.amazonaws.com", "DescribeStacks", True, 25),
 )
 LAMBDA_READS: tuple[str, ...] = (
-    "GetFunction20150331v2", "ListFunctions20150331", "GetPolicy20150331v2", "GetFunctionConfiguration20150331v2",
-    "ListVersionsByFunction20150331", "ListAliases20150331",
+    "GetFunction20150331v2",
+    "ListFunctions20150331",
+    "GetPolicy20150331v2",
+    "GetFunctionConfiguration20150331v2",
+    "ListVersionsByFunction20150331",
+    "ListAliases20150331",
 )
 LAMBDA_WRITES: tuple[str, ...] = (
-    "UpdateFunctionCode20150331v2", "UpdateFunctionConfiguration20150331v2", "PublishVersion20150331",
-    "UpdateAlias20150331", "CreateFunction20150331", "AddPermission20150331v2", "DeleteFunction20150331",
-    "CreateEventSourceMapping20150331", "PutFunctionConcurrency20171031",
+    "UpdateFunctionCode20150331v2",
+    "UpdateFunctionConfiguration20150331v2",
+    "PublishVersion20150331",
+    "UpdateAlias20150331",
+    "CreateFunction20150331",
+    "AddPermission20150331v2",
+    "DeleteFunction20150331",
+    "CreateEventSourceMapping20150331",
+    "PutFunctionConcurrency20171031",
+)
+USER_AGENT = (
+    "aws-cli/2.22.1 md/awscrt#0.23.4 ua/2.1 os/linux#6.8 md/arch#x86_64 lang/python#3.12.8 cfg/retry-mode#standard"
 )
 LAMBDA_READ_SHARE = 0.03
 LAMBDA_WRITE_SHARE = 0.01
@@ -59,8 +72,13 @@ def _assumed_role(role: str, session: str, **extra: Any) -> dict[str, Any]:
         "accountId": ACCOUNT,
         "accessKeyId": "ASIAEXAMPLEKEY000000",
         "sessionContext": {
-            "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID", "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
-                              "accountId": ACCOUNT, "userName": role},
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROAEXAMPLEID",
+                "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+                "accountId": ACCOUNT,
+                "userName": role,
+            },
             "attributes": {"creationDate": "2026-11-20T08:01:02Z", "mfaAuthenticated": "false"},
         },
         **extra,
@@ -72,8 +90,14 @@ CALLERS: tuple[dict[str, Any], ...] = (
     _assumed_role("DeployRole", "cfn-deploy", invokedBy="cloudformation.amazonaws.com"),
     _assumed_role("AWSReservedSSO_AdministratorAccess_0123456789abcdef", "bob@example.com"),
     _assumed_role("DevSandboxRole", "xDeployRole"),
-    {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": f"arn:aws:iam::{ACCOUNT}:user/alice",
-     "accountId": ACCOUNT, "accessKeyId": "AKIAEXAMPLEKEY000000", "userName": "alice"},
+    {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLE",
+        "arn": f"arn:aws:iam::{ACCOUNT}:user/alice",
+        "accountId": ACCOUNT,
+        "accessKeyId": "AKIAEXAMPLEKEY000000",
+        "userName": "alice",
+    },
 )
 CALLER_WEIGHTS = (60, 20, 10, 5, 5)
 
@@ -97,9 +121,10 @@ def synthetic_record(chooser: random.Random, index: int, day: int) -> dict[str, 
         "eventName": name,
         "awsRegion": REGION,
         "sourceIPAddress": identity.get("invokedBy") or f"198.51.100.{index % 250}",
-        "userAgent": "aws-cli/2.22.1 md/awscrt#0.23.4 ua/2.1 os/linux#6.8 md/arch#x86_64 lang/python#3.12.8 cfg/retry-mode#standard",
+        "userAgent": USER_AGENT,
         "requestParameters": {"functionName": f"payments-{index % 40}", "qualifier": "live", "roleSessionName": None}
-        if source == "lambda.amazonaws.com" else {"resourceName": f"resource-{index % 997}", "maxResults": 50},
+        if source == "lambda.amazonaws.com"
+        else {"resourceName": f"resource-{index % 997}", "maxResults": 50},
         "responseElements": None,
         "requestID": f"{index:08x}-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
         "eventID": f"{index:08x}-7e6d-4c5b-9a8f-7e6d5c4b3a29",
@@ -108,8 +133,11 @@ def synthetic_record(chooser: random.Random, index: int, day: int) -> dict[str, 
         "managementEvent": True,
         "recipientAccountId": ACCOUNT,
         "eventCategory": "Management",
-        "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                       "clientProvidedHostHeader": f"{source.split('.')[0]}.{REGION}.amazonaws.com"},
+        "tlsDetails": {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": f"{source.split('.')[0]}.{REGION}.amazonaws.com",
+        },
     }
 
 
@@ -121,7 +149,9 @@ def write_synthetic_trail(root: Path, records: int, seed: int = 20261201) -> lis
         day = 1 + number % 28
         folder = root / "AWSLogs" / ACCOUNT / "CloudTrail" / REGION / "2026" / "11" / f"{day:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        batch = [synthetic_record(chooser, index, day) for index in range(start, min(records, start + RECORDS_PER_FILE))]
+        batch = [
+            synthetic_record(chooser, index, day) for index in range(start, min(records, start + RECORDS_PER_FILE))
+        ]
         path = folder / f"{ACCOUNT}_CloudTrail_{REGION}_202611{day:02d}T{number % 24:02d}00Z_{number:016x}.json.gz"
         path.write_bytes(gzip.compress(json.dumps({"Records": batch}).encode(), compresslevel=6))
         paths.append(path)

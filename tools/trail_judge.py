@@ -126,8 +126,10 @@ class Judge:
         candidates = []
         for index, sighting in enumerate(sightings):
             event_time = sighting.eventTime
-            if (since is not None or until is not None) and isinstance(event_time, str) and (
-                (since is not None and event_time < since) or (until is not None and event_time >= until)
+            if (
+                (since is not None or until is not None)
+                and isinstance(event_time, str)
+                and ((since is not None and event_time < since) or (until is not None and event_time >= until))
             ):
                 judgement.outside_window += 1
             elif sighting.eventSource != LAMBDA_EVENT_SOURCE:
@@ -152,7 +154,9 @@ class Judge:
             return Judgement(errors=[file_error(source, f"unreadable: {_describe(error)}")])
         records = document.get("Records") if isinstance(document, dict) else None
         if not isinstance(records, list):
-            return Judgement(errors=[file_error(source, "not a CloudTrail log file: expected an object with a Records list")])
+            return Judgement(
+                errors=[file_error(source, "not a CloudTrail log file: expected an object with a Records list")]
+            )
         return self.records(records, source)
 
     def _record(self, record: Any, index: int, source: str, judgement: Judgement) -> None:
@@ -184,7 +188,9 @@ class Judge:
         judgement.counts[verdict.kind] += 1
         if verdict.kind != "finding":
             return
-        judgement.findings.append(finding_summary(record, verdict.action, verdict.principal_arn, verdict.reason, source))
+        judgement.findings.append(
+            finding_summary(record, verdict.action, verdict.principal_arn, verdict.reason, source)
+        )
         if self.config.detector is not None:
             judgement.built.append(build_finding(event, verdict, self.config.detector))
 
@@ -282,7 +288,9 @@ def _text(value: Any) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _describe(error: BaseException) -> str:

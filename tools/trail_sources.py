@@ -43,8 +43,12 @@ def iso(moment: datetime) -> str:
 class RateLimiter:
     """At most ``per_second`` calls per second: ``wait()`` before each call."""
 
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.interval = 1.0 / per_second
         self._clock, self._sleep, self._next = clock, sleep, 0.0
 
@@ -122,8 +126,10 @@ def trail_prefixes(
             region for account in accounts for region in _children(client, bucket, f"{account}CloudTrail/")
         ]
     region_prefixes = [
-        item for item in region_prefixes
-        if _REGION.fullmatch(item.rstrip("/").rsplit("/", 1)[-1]) and (not regions or item.rstrip("/").rsplit("/", 1)[-1] in regions)
+        item
+        for item in region_prefixes
+        if _REGION.fullmatch(item.rstrip("/").rsplit("/", 1)[-1])
+        and (not regions or item.rstrip("/").rsplit("/", 1)[-1] in regions)
     ]
     if since is None:
         return region_prefixes
@@ -145,8 +151,11 @@ def _accounts(client: Any, bucket: str, awslogs: str) -> list[str]:
         if _ACCOUNT.fullmatch(name):
             accounts.append(folder)
         elif _ORGANIZATION.fullmatch(name):
-            accounts += [item for item in _children(client, bucket, folder)
-                         if _ACCOUNT.fullmatch(item.rstrip("/").rsplit("/", 1)[-1])]
+            accounts += [
+                item
+                for item in _children(client, bucket, folder)
+                if _ACCOUNT.fullmatch(item.rstrip("/").rsplit("/", 1)[-1])
+            ]
     return accounts
 
 
@@ -157,14 +166,19 @@ def s3_log_keys(client: Any, bucket: str, prefixes: Iterable[str], workers: int 
     def listed(prefix: str) -> list[str]:
         keys = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [item["Key"] for item in page.get("Contents", [])
-                     if item["Key"].endswith(LOG_SUFFIXES) and DIGEST_MARKER not in item["Key"]]
+            keys += [
+                item["Key"]
+                for item in page.get("Contents", [])
+                if item["Key"].endswith(LOG_SUFFIXES) and DIGEST_MARKER not in item["Key"]
+            ]
         return keys
 
     return sorted(key for keys in bounded_map(listed, prefixes, workers) for key in keys)
 
 
-def s3_objects(client: Any, bucket: str, keys: Sequence[str], workers: int) -> Iterator[tuple[str, bytes | None, str | None]]:
+def s3_objects(
+    client: Any, bucket: str, keys: Sequence[str], workers: int
+) -> Iterator[tuple[str, bytes | None, str | None]]:
     """(name, content, error) for each key, downloaded by ``workers`` threads with at most twice as many
     objects in flight, so memory holds a bounded number of objects, never the trail."""
 
@@ -178,8 +192,9 @@ def s3_objects(client: Any, bucket: str, keys: Sequence[str], workers: int) -> I
     yield from bounded_map(fetch, keys, workers)
 
 
-def bounded_map(function: Callable[[Any], Any], items: Iterable[Any], workers: int,
-                executor: Executor | None = None) -> Iterator[Any]:
+def bounded_map(
+    function: Callable[[Any], Any], items: Iterable[Any], workers: int, executor: Executor | None = None
+) -> Iterator[Any]:
     """``function`` over ``items`` in ``executor`` (by default ``workers`` threads), results as they complete,
     with at most ``2 * workers`` pending: memory holds a few results, never all of them."""
     with executor or ThreadPoolExecutor(max_workers=workers) as pool:
@@ -249,8 +264,9 @@ def lookup_event_pages(
         request["NextToken"] = token
 
 
-def _lookup_with_backoff(client: Any, request: Mapping[str, Any], limiter: RateLimiter,
-                         sleep: Callable[[float], None]) -> dict[str, Any]:
+def _lookup_with_backoff(
+    client: Any, request: Mapping[str, Any], limiter: RateLimiter, sleep: Callable[[float], None]
+) -> dict[str, Any]:
     for attempt in range(MAX_THROTTLED_RETRIES + 1):
         limiter.wait()
         try:
@@ -259,7 +275,7 @@ def _lookup_with_backoff(client: Any, request: Mapping[str, Any], limiter: RateL
             throttled = error.response.get("Error", {}).get("Code") in ("ThrottlingException", "Throttling")
             if not throttled or attempt == MAX_THROTTLED_RETRIES:
                 raise
-            sleep(min(30.0, 2.0 ** attempt))
+            sleep(min(30.0, 2.0**attempt))
     raise AssertionError("unreachable")
 
 
@@ -294,16 +310,39 @@ _JSON_STRING_COLUMNS = ("requestparameters", "responseelements")
 _FIELD_NAMES = {
     name.lower(): name
     for name in (
-        "type", "principalId", "arn", "accountId", "invokedBy", "accessKeyId", "userName", "onBehalfOf", "userId",
-        "identityStoreArn", "sessionContext", "attributes", "mfaAuthenticated", "creationDate", "sessionIssuer",
-        "ec2RoleDelivery", "webIdFederationData", "federatedProvider", "sourceIdentity", "identityProvider",
+        "type",
+        "principalId",
+        "arn",
+        "accountId",
+        "invokedBy",
+        "accessKeyId",
+        "userName",
+        "onBehalfOf",
+        "userId",
+        "identityStoreArn",
+        "sessionContext",
+        "attributes",
+        "mfaAuthenticated",
+        "creationDate",
+        "sessionIssuer",
+        "ec2RoleDelivery",
+        "webIdFederationData",
+        "federatedProvider",
+        "sourceIdentity",
+        "identityProvider",
         "credentialId",
     )
 }
 
 
-def athena_prefilter_query(table: str, actions: Iterable[str], since: datetime | None, until: datetime,
-                           regions: Sequence[str] | None, extra_where: str | None) -> str:
+def athena_prefilter_query(
+    table: str,
+    actions: Iterable[str],
+    since: datetime | None,
+    until: datetime,
+    regions: Sequence[str] | None,
+    extra_where: str | None,
+) -> str:
     """The query that makes Athena do the scanning: only Lambda calls whose name is a watched action, plain
     (``UpdateFunctionCode``) or with its API version (``UpdateFunctionCode20150331v2``), in the time range.
 
@@ -362,9 +401,7 @@ def record_from_athena_row(row: Mapping[str, str | None]) -> dict[str, Any]:
 
 def _cloudtrail_names(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            _FIELD_NAMES.get(key, key): _cloudtrail_names(item) for key, item in value.items() if item is not None
-        }
+        return {_FIELD_NAMES.get(key, key): _cloudtrail_names(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
         return [_cloudtrail_names(item) for item in value]
     return value
@@ -374,8 +411,14 @@ ATHENA_PAGE_SIZE = 1000
 """The most rows GetQueryResults returns per page."""
 
 
-def run_athena_query(client: Any, query: str, database: str, workgroup: str | None, output: str | None,
-                     sleep: Callable[[float], None] = time.sleep) -> str:
+def run_athena_query(
+    client: Any,
+    query: str,
+    database: str,
+    workgroup: str | None,
+    output: str | None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Start the query and wait until it has succeeded; its execution id. Raises RuntimeError if it failed."""
     request: dict[str, Any] = {"QueryString": query, "QueryExecutionContext": {"Database": database}}
     if workgroup:
