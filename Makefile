@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: demo test venv build validate invoke docker-available findings bench clean
+.PHONY: demo test venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
@@ -57,6 +57,10 @@ docker-available:
 
 findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--since 1d --json"
 	$(BIN)/python -m tools.findings $(ARGS)
+
+# Reads real AWS (LookupEvents, S3, Athena, Security Hub with --import) through your own credential chain.
+backtest: $(INSTALLED)  ## Judge stored CloudTrail history with the live rule: make backtest ARGS="--path DIR --json"
+	$(BIN)/python -m tools.backtest $(ARGS)
 
 bench: $(BUILT)  ## Cold start, warm CPU, memory, package size and pattern cost, each against its baseline
 	$(BIN)/python -m tools.bench

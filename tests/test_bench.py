@@ -19,7 +19,8 @@ import pytest
 from tools import bench
 
 TINY = bench.BenchSettings(
-    cold_start_runs=1, warm_invocations=24, warm_rounds=2, memory_invocations=30, memory_warmup=12, pattern_events=200
+    cold_start_runs=1, warm_invocations=24, warm_rounds=2, memory_invocations=30, memory_warmup=12, pattern_events=200,
+    backtest_records=2_000, backtest_repetitions=1,
 )
 
 
@@ -210,7 +211,7 @@ def test_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) 
     text = output.getvalue()
     assert [line for line in text.splitlines() if line.startswith("measure ")] != []
     for measure in ("cold start: import handler module", "warm invocation: CPU per event", "peak RSS", "package size",
-                    "invocations per 1,000"):
+                    "invocations per 1,000", "backtest, 2,000-record gzip trail"):
         assert measure in text
     assert "CPUs" in text and "repetitions:" in text
     assert "ENABLE_TRACING" not in text  # the function has no tracing variant to measure

@@ -46,6 +46,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools import bench_backtest
 from tools.cases import INVALID, PROJECT_ROOT, load_cases
 from tools.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
 
@@ -79,11 +80,14 @@ class BenchSettings:
     memory_warmup: int = 1_000
     pattern_events: int = 1_000
     seed: int = 20261127
+    backtest_records: int = 200_000
+    backtest_repetitions: int = 5
 
 
 FULL = BenchSettings()
 QUICK = BenchSettings(
-    cold_start_runs=2, warm_invocations=48, warm_rounds=2, memory_invocations=60, memory_warmup=24, pattern_events=200
+    cold_start_runs=2, warm_invocations=48, warm_rounds=2, memory_invocations=60, memory_warmup=24, pattern_events=200,
+    backtest_records=5_000, backtest_repetitions=1,
 )
 
 
@@ -850,6 +854,14 @@ def pattern_details(cost: PatternCost, seed: int) -> list[str]:
     ]
 
 
+def backtest_row(speed: bench_backtest.BacktestSpeed, target: float = 1.00) -> Row:
+    """Backtest on local gzip files against gzip + json.loads of the same files; its counts must be exact too."""
+    row = comparison_row(
+        f"backtest, {speed.records:,}-record gzip trail (wall)", Paired(speed.subject, speed.baseline), ms, target
+    )
+    return row if speed.counts_match else Row(row.measure, row.subject, row.baseline, row.ratio, row.target, "NO")
+
+
 def render_table(rows: Sequence[Row]) -> str:
     header = Row("measure", "subject", "baseline", "ratio", "target", "ok?")
     columns = list(zip(*[(r.measure, r.subject, r.baseline, r.ratio, r.target, r.ok) for r in [header, *rows]]))
@@ -925,6 +937,9 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> Report:
     sizes = timed("package size", lambda: measure_package_size(artifact))
     events = synthetic_lambda_events(settings.pattern_events, settings.seed)
     cost = timed("pattern", lambda: measure_pattern_cost(event_rule_pattern(function), events, rule_judge(function)))
+    backtest = timed(
+        "backtest", lambda: bench_backtest.measure(settings.backtest_records, settings.backtest_repetitions)
+    )
 
     report.rows = [
         *cold_start_rows(cold),
@@ -932,6 +947,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> Report:
         *memory_rows(memory),
         *package_rows(sizes),
         *pattern_rows(cost),
+        backtest_row(backtest),
     ]
     report.details = [
         *cold_start_details(cold),
@@ -939,6 +955,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> Report:
         *memory_details(memory),
         *package_details(sizes),
         *pattern_details(cost, settings.seed),
+        *bench_backtest.details(backtest),
     ]
     return report
 
