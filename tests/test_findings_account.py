@@ -152,7 +152,9 @@ def test_source_mode_imports_the_detectors_own_events_directly() -> None:
     assert findings_destination(record, DETECTOR, SOURCE) == FindingsDestination(DETECTOR)
 
 
-@pytest.mark.parametrize("recipient", [None, "", "11112222333", "1111222233334", "11112222333a", 111122223333, "１１１１２２２２３３３３"])
+@pytest.mark.parametrize(
+    "recipient", [None, "", "11112222333", "1111222233334", "11112222333a", 111122223333, "１１１１２２２２３３３３"]
+)
 def test_source_mode_keeps_a_finding_without_a_usable_account_in_the_detectors_account(recipient: Any) -> None:
     record = member_event()["detail"]
     record["recipientAccountId"] = recipient

@@ -100,8 +100,14 @@ def test_the_role_name_follows_the_detectors_setting() -> None:
     ("case", "parameters"),
     [
         ("detector mode: no DetectorRoleArn", {}),
-        ("another Region of the member: the role is global, made once", {"CentralEventBusArn": central_bus(region="eu-west-1"), "DetectorRoleArn": DETECTOR_ROLE_ARN}),
-        ("the detector's own account imports directly", {"CentralEventBusArn": central_bus(account=ACCOUNT_ID), "DetectorRoleArn": DETECTOR_ROLE_ARN}),
+        (
+            "another Region of the member: the role is global, made once",
+            {"CentralEventBusArn": central_bus(region="eu-west-1"), "DetectorRoleArn": DETECTOR_ROLE_ARN},
+        ),
+        (
+            "the detector's own account imports directly",
+            {"CentralEventBusArn": central_bus(account=ACCOUNT_ID), "DetectorRoleArn": DETECTOR_ROLE_ARN},
+        ),
     ],
 )
 def test_no_findings_role_where_none_is_needed(case: str, parameters: dict[str, str]) -> None:

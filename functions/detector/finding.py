@@ -136,7 +136,8 @@ def build_finding(
     description = (
         f"{RULE_DESCRIPTION} {_clip(principal or 'An unidentified principal', 300)} {happened} "
         f"{_clip(event_name, 80)} on {_clip(function_arn or _other_target(record), 300)} "
-        f"in account {_clip(account, 24)}, Region {_clip(region, 24)}, from {_clip(source or 'an unknown source', 100)}."
+        f"in account {_clip(account, 24)}, Region {_clip(region, 24)}, "
+        f"from {_clip(source or 'an unknown source', 100)}."
     )
     if error_code:
         description += f" The call failed: {_clip(error_code, 60)}" + (
@@ -164,7 +165,9 @@ def build_finding(
         "Remediation": {"Recommendation": {"Text": RECOMMENDATION, "Url": RUNBOOK_URL}},
         "Resources": _resources(record, function_arn, principal, account, region, partition),
         "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
-        "ProductFields": _product_fields(record, identity, verdict, principal, function_arn, error_message, account_reason),
+        "ProductFields": _product_fields(
+            record, identity, verdict, principal, function_arn, error_message, account_reason
+        ),
         "RecordState": "ACTIVE",
         "Workflow": {"Status": "NEW"},
     }
