@@ -140,19 +140,22 @@ def test_template_defaults_satisfy_their_own_constraints(template_path: Any) -> 
 
 
 @pytest.mark.parametrize(
-    "template",
-    [lambda: translate(load_template(TEMPLATE_PATH)), lambda: load_template(FORWARDER_PATH)],
+    ("template", "allowed"),
+    [(lambda: translate(load_template(TEMPLATE_PATH)), set()), (lambda: load_template(FORWARDER_PATH), {"FindingsRole"})],
     ids=["template.yaml", "member-forwarder.yaml"],
 )
-def test_capability_iam_is_enough(template: Callable[[], dict[str, Any]]) -> None:
-    # Named IAM resources would need CAPABILITY_NAMED_IAM, which neither deployment grants.
+def test_only_the_findings_role_needs_capability_named_iam(
+    template: Callable[[], dict[str, Any]], allowed: set[str]
+) -> None:
+    # Named IAM resources need CAPABILITY_NAMED_IAM. `sam deploy` grants only CAPABILITY_IAM; the forwarder is
+    # deployed with CAPABILITY_NAMED_IAM for its findings role alone, which the detector assumes by its name.
     named = {
         logical_id
         for logical_id, resource in template()["Resources"].items()
         if resource["Type"].startswith("AWS::IAM::")
         and {"RoleName", "ManagedPolicyName", "UserName", "GroupName", "InstanceProfileName"} & set(resource["Properties"])
     }
-    assert named == set()
+    assert named == allowed
 
 
 # env/local.json ---------------------------------------------------------------------------------------------

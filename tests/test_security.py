@@ -482,6 +482,14 @@ def deployed_stacks() -> Iterator[tuple[str, Stack]]:
     for parameter_set in sorted(PARAMETER_SETS):
         yield f"template.yaml ({parameter_set})", stack(parameter_set)
     yield "member-forwarder.yaml", Stack(load_template(FORWARDER_PATH), FORWARDER_PARAMETERS)
+    # A member account's stack in the detector's Region, with the role that imports its findings there.
+    yield "member-forwarder.yaml (findings role)", Stack(
+        load_template(FORWARDER_PATH),
+        {
+            "CentralEventBusArn": "arn:aws:events:us-east-1:999988887777:event-bus/lambda-crud-detector-organization",
+            "DetectorRoleArn": "arn:aws:iam::999988887777:role/lambda-crud-detector-DetectorRole-1A2B3C4D5E6F",
+        },
+    )
 
 
 def statements_anywhere(value: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

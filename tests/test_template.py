@@ -47,6 +47,9 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
     "defaults": {},
     "organization": {"OrganizationId": ORGANIZATION_ID},
     "custom-bus-traced": {"EventBusName": "audit-events", "EnableTracing": "true", "CreateInsight": "true"},
+    "account-regions": {"CentralEventBus": "true"},
+    "source-findings": {"CentralEventBus": "true", "FindingsAccount": "source", "FindingsRoleName": "SecurityFindingsImporter"},
+    "organization-source-findings": {"OrganizationId": ORGANIZATION_ID, "FindingsAccount": "source"},
     "everything": {
         "OrganizationId": ORGANIZATION_ID,
         "EnableTracing": "true",
@@ -183,6 +186,8 @@ def test_function_role_grants_exactly_what_the_function_needs(parameter_set: str
         ("securityhub:BatchImportFindings", PRODUCT_ARN),
         ("sqs:SendMessage", detector.attribute("FailedInvocationQueue", "Arn")),
     }
+    if detector.parameters["FindingsAccount"] == "source":
+        expected.add(("sts:AssumeRole", f"arn:aws:iam::*:role/{detector.parameters['FindingsRoleName']}"))
     if detector.parameters["EnableTracing"] == "true":
         expected |= {(action, "*") for action in XRAY_ACTIONS}
     assert granted == expected
@@ -214,6 +219,8 @@ def test_function_configuration(parameter_set: str) -> None:
         "AWS_ENDPOINT_URL_SECURITYHUB": "",
         "CANARY_FUNCTION_NAME": canary_function_name(detector),
         "CANARY_ROLE_ARN": canary_role_arn(detector),
+        "FINDINGS_ACCOUNT": parameters["FindingsAccount"],
+        "FINDINGS_ROLE_NAME": parameters["FindingsRoleName"],
     }
     # Tracing is Lambda's (TracingConfig above): the function has no tracer for a variable to switch on.
     assert "ENABLE_TRACING" not in function["Environment"]["Variables"]
@@ -296,7 +303,7 @@ def test_queues_are_encrypted_and_keep_messages_14_days(parameter_set: str) -> N
 # Event bus --------------------------------------------------------------------------------------------------
 
 
-def test_without_organization_the_rule_watches_the_named_bus_and_no_bus_is_created() -> None:
+def test_without_a_central_bus_the_rule_watches_the_named_bus_and_no_bus_is_created() -> None:
     for parameter_set, bus in (("defaults", "default"), ("custom-bus-traced", "audit-events")):
         detector = stack(parameter_set)
         assert detector.properties(RULE_ID)["EventBusName"] == bus
@@ -305,23 +312,47 @@ def test_without_organization_the_rule_watches_the_named_bus_and_no_bus_is_creat
         assert not {"CentralEventBusName", "CentralEventBusArn"} & set(detector.outputs)
 
 
-@pytest.mark.parametrize("parameter_set", ["organization", "everything"])
-def test_with_organization_the_rule_watches_a_central_bus_open_to_the_organization(parameter_set: str) -> None:
+def bus_statements(detector: Stack) -> dict[str, dict[str, Any]]:
+    """The central bus's policy statements, by statement ID, each checked to be on that bus."""
+    (bus_id,) = detector.resources_of_type("AWS::Events::EventBus")
+    statements = {}
+    for policy in detector.resources_of_type("AWS::Events::EventBusPolicy").values():
+        assert policy["Properties"]["EventBusName"] == detector.attribute(bus_id, "Name")
+        statements[policy["Properties"]["StatementId"]] = policy["Properties"]["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize(
+    "parameter_set", ["account-regions", "source-findings", "organization", "everything", "organization-source-findings"]
+)
+def test_a_central_bus_admits_this_accounts_other_regions_and_the_organization_when_there_is_one(
+    parameter_set: str,
+) -> None:
     detector = stack(parameter_set)
     (bus_id,) = detector.resources_of_type("AWS::Events::EventBus")
     bus_name = detector.attribute(bus_id, "Name")
+    bus_arn = detector.attribute(bus_id, "Arn")
     assert detector.properties(RULE_ID)["EventBusName"] == bus_name != "default"
-    (policy,) = detector.resources_of_type("AWS::Events::EventBusPolicy").values()
-    assert policy["Properties"]["EventBusName"] == bus_name
-    assert policy["Properties"]["Statement"] == {
-        "Effect": "Allow",
-        "Principal": "*",
-        "Action": "events:PutEvents",
-        "Resource": detector.attribute(bus_id, "Arn"),
-        "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION_ID}},
+    expected = {
+        # The forwarders in this account's other Regions put events with a role of this account.
+        "AllowOwnAccountPutEvents": {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+            "Action": "events:PutEvents",
+            "Resource": bus_arn,
+        }
     }
+    if detector.parameters["OrganizationId"]:
+        expected["AllowOrganizationPutEvents"] = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "events:PutEvents",
+            "Resource": bus_arn,
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION_ID}},
+        }
+    assert bus_statements(detector) == expected
     assert detector.outputs["CentralEventBusName"] == bus_name
-    assert detector.outputs["CentralEventBusArn"] == detector.attribute(bus_id, "Arn")
+    assert detector.outputs["CentralEventBusArn"] == bus_arn
 
 
 # Alarms -----------------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ only matching findings are transferred, and checked again here on each finding: 
 ignores filters, and Security Hub can only approximate a principal glob.
 
 "Account" and "Region" are where the Lambda call happened (the CloudTrail record's recipientAccountId and
-awsRegion), which is not the account holding the finding when one detector watches a whole organization.
+awsRegion), in both of the detector's modes: with FindingsAccount=detector the finding itself is held by the
+detector's account, with FindingsAccount=source by that same account, and the administrator account of Security
+Hub sees both kinds. So ``--account`` selects the same findings whichever account holds them.
 """
 
 from __future__ import annotations

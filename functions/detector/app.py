@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
-from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
+from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
+from publisher import SECURITY_HUB_CLIENT_CONFIG, AssumedRolePublishers, FindingPublisher, FindingsRoleError
 from rule import RuleSettings, Verdict, evaluate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
@@ -31,6 +32,18 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Lamb
 settings = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
 # AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
 publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
+# FINDINGS_ACCOUNT=source: a finding about another account's change is imported there, through a role in it.
+findings_settings = FindingsAccountSettings.from_config(
+    os.environ.get("FINDINGS_ACCOUNT"), os.environ.get("FINDINGS_ROLE_NAME")
+)
+member_publishers = (
+    AssumedRolePublishers(
+        boto3.client("sts", config=SECURITY_HUB_CLIENT_CONFIG).assume_role,
+        partial(boto3.client, "securityhub", config=SECURITY_HUB_CLIENT_CONFIG),
+    )
+    if findings_settings.mode == "source"
+    else None
+)
 
 _METRIC_BY_VERDICT = {"finding": "Findings", "allowlisted": "Allowlisted", "ignored": "Ignored"}
 
@@ -68,11 +81,31 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, context: LambdaContext) -> str:
     detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
-    finding = build_finding(cloudtrail_event, verdict, detector)
+    destination = findings_destination(cloudtrail_event.record, detector, findings_settings)
+    finding = build_finding(cloudtrail_event, verdict, destination.account, account_reason=destination.reason)
+    if destination.reason:
+        logger.warning(f"Finding kept in the detector's account: {destination.reason}", findingId=finding["Id"])
     try:
-        publisher.publish([finding])
+        _publisher_for(destination).publish([finding])
+    except FindingsRoleError as error:
+        logger.exception(
+            "Could not assume the findings role; the event will be retried",
+            findingId=finding["Id"],
+            findingsAccount=destination.account.account_id,
+            roleArn=error.role_arn,
+        )
+        metrics.add_metric(name="FindingsRoleFailures", unit=MetricUnit.Count, value=1)
+        raise
     except Exception:
         logger.exception("Could not store finding; the event will be retried", findingId=finding["Id"])
         metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=1)
         raise
     return finding["Id"]
+
+
+def _publisher_for(destination: FindingsDestination) -> FindingPublisher:
+    if destination.role_arn is None:
+        return publisher
+    # Only source mode names a role, and source mode creates member_publishers.
+    assert member_publishers is not None
+    return member_publishers.publisher_for(destination.role_arn)

@@ -73,7 +73,11 @@ _NEVER_READ_KEYS = frozenset({"environment", "Environment", "variables", "Variab
 
 @dataclass(frozen=True)
 class DetectorAccount:
-    """The account, partition and Region the detector runs in; findings belong to its default product."""
+    """The account whose default product receives a finding, in the detector's partition and Region.
+
+    That is the account the detector runs in, or, when findings go to the account where the change happened,
+    that account (see ``findings_account``).
+    """
 
     account_id: str
     partition: str
@@ -102,8 +106,13 @@ def finding_id(record: Mapping[str, Any]) -> str:
     return f"{RULE_ID}/sha256/{digest}"
 
 
-def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> dict[str, Any]:
-    """The ASFF finding for a record the rule judged a finding."""
+def build_finding(
+    event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount, *, account_reason: str | None = None
+) -> dict[str, Any]:
+    """The ASFF finding for a record the rule judged a finding, owned by ``detector``'s account and product.
+
+    ``account_reason`` says why the finding is not in the account where the change happened, when it should be.
+    """
     record = event.record
     identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
     event_name = _str(record.get("eventName")) or "unknown"
@@ -127,6 +136,7 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
     description = (
         f"{RULE_DESCRIPTION} {_clip(principal or 'An unidentified principal', 300)} {happened} "
         f"{_clip(event_name, 80)} on {_clip(function_arn or _other_target(record), 300)} "
+        f"in account {_clip(account, 24)}, Region {_clip(region, 24)}, "
         f"from {_clip(source or 'an unknown source', 100)}."
     )
     if error_code:
@@ -155,7 +165,9 @@ def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAc
         "Remediation": {"Recommendation": {"Text": RECOMMENDATION, "Url": RUNBOOK_URL}},
         "Resources": _resources(record, function_arn, principal, account, region, partition),
         "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
-        "ProductFields": _product_fields(record, identity, verdict, principal, function_arn, error_message),
+        "ProductFields": _product_fields(
+            record, identity, verdict, principal, function_arn, error_message, account_reason
+        ),
         "RecordState": "ACTIVE",
         "Workflow": {"Status": "NEW"},
     }
@@ -298,6 +310,7 @@ def _product_fields(
     principal: str | None,
     function_arn: str | None,
     error_message: str | None,
+    account_reason: str | None = None,
 ) -> dict[str, str]:
     fields: dict[str, Any] = {
         "RuleId": RULE_ID,
@@ -317,6 +330,7 @@ def _product_fields(
         "functionArn": function_arn,
         "verdictReason": verdict.reason,
         "p_any_aws_arns": ", ".join(sorted(_arns_in(record))),
+        "findingsAccountReason": account_reason,
     }
     return {key: _clip(value, MAX_PRODUCT_FIELD_VALUE) for key, value in fields.items() if _str(value)}
 

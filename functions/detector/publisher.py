@@ -7,11 +7,13 @@ retries the event and, when retries run out, its failure destination keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 # Throttling (10 calls/s, burst 30, per account and Region), 5xx answers and dropped connections are retried
 # by botocore itself with exponential backoff and jitter. "standard" rather than "adaptive": the function's
@@ -55,3 +57,57 @@ class FindingPublisher:
                     errorMessage=item.get("ErrorMessage"),
                 )
             raise PublishError(failed or [{"Id": None, "ErrorCode": f"FailedCount={response.get('FailedCount')}"}])
+
+
+# Assumed-role credentials are replaced this long before they expire, so that no call is signed with credentials
+# about to lapse (an hour's session is renewed after 50 minutes).
+CREDENTIALS_REFRESH_MARGIN = timedelta(minutes=10)
+ROLE_SESSION_NAME = "lambda-crud-detector"
+"""Names the detector's sessions in the other account's CloudTrail."""
+
+
+class FindingsRoleError(RuntimeError):
+    """The role that imports findings into another account could not be assumed; nothing was imported."""
+
+    def __init__(self, role_arn: str, cause: Exception) -> None:
+        self.role_arn = role_arn
+        super().__init__(f"Could not assume {role_arn} to import the finding there: {cause}")
+
+
+class AssumedRolePublishers:
+    """A FindingPublisher per role in another account, acting with that role's temporary credentials.
+
+    Each publisher is kept across warm invocations and replaced, with fresh credentials, once its credentials are
+    within CREDENTIALS_REFRESH_MARGIN of expiring. A role that cannot be assumed raises FindingsRoleError: the
+    finding is never sent anywhere else instead.
+    """
+
+    def __init__(
+        self,
+        assume_role: Callable[..., dict[str, Any]],
+        create_client: Callable[..., Any],
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        """``assume_role`` is an STS client's ``assume_role``; ``create_client`` makes a Security Hub client from
+        ``aws_access_key_id``, ``aws_secret_access_key`` and ``aws_session_token``."""
+        self._assume_role = assume_role
+        self._create_client = create_client
+        self._now = now
+        self._publishers: dict[str, tuple[FindingPublisher, datetime]] = {}
+
+    def publisher_for(self, role_arn: str) -> FindingPublisher:
+        cached = self._publishers.get(role_arn)
+        if cached is not None and self._now() < cached[1] - CREDENTIALS_REFRESH_MARGIN:
+            return cached[0]
+        try:
+            credentials = self._assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)["Credentials"]
+        except (BotoCoreError, ClientError) as error:
+            raise FindingsRoleError(role_arn, error) from error
+        client = self._create_client(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        publisher = FindingPublisher(client)
+        self._publishers[role_arn] = (publisher, credentials["Expiration"])
+        return publisher
