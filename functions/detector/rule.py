@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -61,29 +61,13 @@ class SettingsError(ValueError):
     allowlisting nobody (or everybody)."""
 
 
-def _invoked_by(record: Mapping[str, Any]) -> Any:
-    return value_at(record, "userIdentity", "invokedBy")
-
-
-def _web_identity_provider(record: Mapping[str, Any]) -> Any:
-    return value_at(record, "userIdentity", "sessionContext", "webIdFederationData", "federatedProvider")
-
-
-def _source_identity(record: Mapping[str, Any]) -> Any:
-    return value_at(record, "userIdentity", "sessionContext", "sourceIdentity")
-
-
-def _source_ip(record: Mapping[str, Any]) -> Any:
-    return record.get("sourceIPAddress")
-
-
 # The channel conditions an allowlist entry may set, and the record field each one reads. Every field is written
 # by AWS, not by the caller, except sourceIdentity, which the first AssumeRole of a chain may set (see README).
-CONDITION_FIELDS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "invokedBy": _invoked_by,
-    "webIdentityProvider": _web_identity_provider,
-    "sourceIdentity": _source_identity,
-    "sourceIp": _source_ip,
+CONDITION_FIELDS: dict[str, tuple[str, ...]] = {
+    "invokedBy": ("userIdentity", "invokedBy"),
+    "webIdentityProvider": ("userIdentity", "sessionContext", "webIdFederationData", "federatedProvider"),
+    "sourceIdentity": ("userIdentity", "sessionContext", "sourceIdentity"),
+    "sourceIp": ("sourceIPAddress",),
 }
 CIDR_KEYS = frozenset({"sourceIp"})
 """Condition keys whose value is an IP network (``ipaddress``), not a glob."""
@@ -96,8 +80,12 @@ class Condition:
     key: str
     glob: str
 
+    def value_in(self, record: Mapping[str, Any]) -> str | None:
+        """The record's field for this condition, when it is text; anything else counts as missing."""
+        return _text(value_at(record, *CONDITION_FIELDS[self.key]))
+
     def holds(self, record: Mapping[str, Any]) -> bool:
-        value = _text(CONDITION_FIELDS[self.key](record))
+        value = self.value_in(record)
         if value is None:
             return False  # a missing field never satisfies a condition
         if self.key in CIDR_KEYS:
@@ -106,7 +94,7 @@ class Condition:
 
     def unmet_in(self, record: Mapping[str, Any]) -> str:
         """The condition, and what the record holds instead."""
-        value = _text(CONDITION_FIELDS[self.key](record))
+        value = self.value_in(record)
         found = "none" if value is None else repr(value)
         return f"{self.key}={self.glob} (the record has {found})"
 
