@@ -22,8 +22,17 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="lambda-crud-detector",
     POWERTOOLS_METRICS_NAMESPACE="LambdaCrudDetector",
 )
-for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_PROFILE", "ALLOWLIST_PATTERNS", "EXTRA_ACTIONS"):
+for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_PROFILE"):
     os.environ.pop(variable, None)
+# The handler starts with the settings the sample events' expected verdicts hold under, as the demo does.
+from tools.cases import sample_settings  # noqa: E402
+
+os.environ.update(sample_settings())
+
+from rule import RuleSettings  # noqa: E402
+
+SAMPLE_RULE_SETTINGS = RuleSettings.from_config(os.environ["ALLOWLIST_PATTERNS"], os.environ["EXTRA_ACTIONS"])
+"""The rule's settings under which every sample event gets its expected verdict."""
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402  (imported before the handler so its client is mockable)

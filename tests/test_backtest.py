@@ -13,6 +13,7 @@ import copy
 import gzip
 import io
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -408,7 +409,8 @@ def test_s3_organisation_trail_is_read_and_pruned_by_date(s3_trail: Any) -> None
 
 
 def run_json_records(records: list[Any]) -> tuple[int, dict[str, Any]]:
-    judge = Judge(JudgeConfig())
+    """The same records judged in this process, with the settings the command reads from the environment."""
+    judge = Judge(JudgeConfig(allowlist=os.environ.get("ALLOWLIST_PATTERNS"), extra_actions=os.environ.get("EXTRA_ACTIONS")))
     judgement = judge.records(records, "memory")
     return 0, {"counts": dict(judgement.counts), "findings": judgement.findings}
 
@@ -495,7 +497,7 @@ def test_lookup_events_pages_within_the_quota_backing_off_when_throttled() -> No
     assert 1.0 in clock.sleeps  # backed off after the throttle
     assert all(seconds >= 0.5 - 1e-9 for seconds in clock.sleeps if seconds < 1.0)  # never more than 2 calls/s
     judged = Judge(JudgeConfig()).records([r for page in pages for r in page.records], "lookup")
-    assert judged.counts == run_json_records(records)[1]["counts"]
+    assert judged.counts == Judge(JudgeConfig()).records(records, "memory").counts
 
 
 class StubbedSession:

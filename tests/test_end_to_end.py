@@ -17,7 +17,7 @@ import pytest
 from tests.asff import assert_valid_finding
 from tests.conftest import stored_findings
 from tools import local_runtime
-from tools.cases import INVALID, PROJECT_ROOT, Case, load_cases
+from tools.cases import INVALID, PROJECT_ROOT, Case, load_cases, sample_settings
 from tools.local_runtime import (
     BUILD_DIR,
     EMULATOR_FUNCTION_ARN,
@@ -25,6 +25,7 @@ from tools.local_runtime import (
     LOOPBACK,
     Invocation,
     LocalFunction,
+    LocalRuntimeError,
     LocalSecurityHub,
     built_function,
     detector_environment,
@@ -93,7 +94,7 @@ def local_hub() -> Iterator[LocalSecurityHub]:
 
 @pytest.fixture(scope="module")
 def detector(build_dir: Path, local_hub: LocalSecurityHub) -> Iterator[LocalFunction]:
-    with detector_function(local_hub.endpoint_url, build_dir) as function:
+    with detector_function(local_hub.endpoint_url, build_dir, sample_settings()) as function:
         yield function
 
 
@@ -258,3 +259,23 @@ def test_the_same_event_three_times_leaves_one_finding(
     stored_ids = [finding["Id"] for finding in stored_findings(local_hub.client())]
     assert stored_ids.count(finding_ids.pop()) == 1
     assert len(stored_ids) == len(FINDING_CASES)
+
+
+def test_a_malformed_allowlist_stops_the_built_function_naming_the_entry(
+    build_dir: Path, local_hub: LocalSecurityHub
+) -> None:
+    # The cold start fails: Lambda reports an init error (the Errors alarm), retries the event, then keeps it in
+    # the failure queue. Nothing is judged by an allowlist that means something other than what was written.
+    entry = "arn:aws:iam::123456789012:role/DeployRole;bogusKey=x"
+    findings_before = len(stored_findings(local_hub.client()))
+    with detector_function(local_hub.endpoint_url, build_dir, {"ALLOWLIST_PATTERNS": entry}) as function:
+        for _ in range(2):  # every new start fails the same way
+            # The emulator answers an init failure with HTTP 502 and the error, as Lambda's Invoke API does.
+            with pytest.raises(LocalRuntimeError) as failed:
+                function.invoke(FINDING_CASES[0].event)
+            message = str(failed.value)
+            assert "HTTP 502" in message and '"errorType": "SettingsError"' in message, message
+            assert f"allowlist entry \\'{entry}\\': unknown condition key \\'bogusKey\\'" in message, message
+            assert '"message":"Refusing to start: allowlist entry' in message  # the function's own ERROR line
+            assert "Init failed" in message
+    assert len(stored_findings(local_hub.client())) == findings_before

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 from moto.events.models import EventPattern
 
-from rule import CRUD_ACTIONS, RuleSettings, action_of
+from rule import CRUD_ACTIONS, RuleSettings, action_of, evaluate
 from tools.cloudformation import (
     EVENT_ID,
     FORWARDER_PATH,
@@ -235,6 +235,11 @@ def test_pattern_fits_eventbridge_size_limit(extra_actions: str) -> None:
     assert len(to_json(rule_pattern({"ExtraActions": extra_actions}))) <= 4096
 
 
+def test_pattern_fits_eventbridge_size_limit_with_ten_long_extra_actions() -> None:
+    longest = "PutProvisionedConcurrencyConfig20190930"  # among the longest Lambda action names, suffixed
+    assert len(to_json(rule_pattern({"ExtraActions": ",".join([longest] * 10)}))) <= 4096
+
+
 # What reaches the detector ----------------------------------------------------------------------------------
 
 
@@ -273,29 +278,66 @@ def test_pattern_agrees_with_the_rule_on_every_event_name() -> None:
     assert disagreements == []
 
 
-def test_extra_actions_are_matched_as_written() -> None:
-    extra = "PutFunctionConcurrency20171031,DeleteFunctionConcurrency20171031,PutFunctionRecursionConfig"
-    pattern = rule_pattern({"ExtraActions": extra})
-    settings = RuleSettings.from_config(None, extra)
-    for name in extra.split(","):
+EXTRA_ACTIONS = "CreateFunctionUrlConfig,PutFunctionConcurrency20171031"
+TEN_EXTRA_ACTIONS = (
+    "CreateFunctionUrlConfig,UpdateFunctionUrlConfig20211031,PublishLayerVersion20181031,AddLayerVersionPermission,"
+    "PutFunctionConcurrency20171031,PutFunctionEventInvokeConfig,PutFunctionCodeSigningConfig20200630,"
+    "PutRuntimeManagementConfig,TagResource20170331v2,PutProvisionedConcurrencyConfig"
+)
+
+
+def both_patterns(extra_actions: str) -> dict[str, dict[str, Any]]:
+    """The detector's and the forwarder's patterns, as CloudFormation creates them for ``extra_actions``."""
+    parameters = {"ExtraActions": extra_actions}
+    return {"detector": rule_pattern(parameters), "forwarder": forwarder_pattern(parameters)}
+
+
+@pytest.mark.parametrize("where", ["detector", "forwarder"])
+def test_extra_actions_are_delivered_in_every_form_however_given(where: str) -> None:
+    pattern = both_patterns(EXTRA_ACTIONS)[where]
+    settings = RuleSettings.from_config(None, EXTRA_ACTIONS)
+    for name in ("CreateFunctionUrlConfig20211031", "CreateFunctionUrlConfig", "PutFunctionConcurrency20171031"):
         assert matches(pattern, lambda_api_call(name)), name
-        assert action_of(name) in settings.actions, name
-    # Only the forms given: an unlisted API version of an extra action is not delivered.
-    assert not matches(pattern, lambda_api_call("PutFunctionConcurrency"))
-    assert not matches(pattern, lambda_api_call("PutFunctionRecursionConfig20240831"))
-    # The 13 actions are unaffected, and other actions still do not match.
-    assert all(matches(pattern, lambda_api_call(name)) for name in watched_event_names())
+        # ... to a function that reports them
+        assert evaluate(lambda_api_call(name)["detail"], settings).kind == "finding", name
+    # A suffixed name given in the setting stands for its action, in every form.
+    assert matches(pattern, lambda_api_call("PutFunctionConcurrency"))
     assert not matches(pattern, lambda_api_call("DeleteFunctionUrlConfig20211031"))
-    # Whatever the pattern delivers, the rule with the same setting treats as in scope.
-    for name in watched_event_names() + other_lambda_event_names():
-        if matches(pattern, lambda_api_call(name)):
-            assert action_of(name) in settings.actions, name
+    assert not matches(pattern, lambda_api_call("GetFunctionUrlConfig20211031"))
+    assert not matches(pattern, lambda_api_call("PutFunctionConcurrencyX20171031"))
+    # The 13 actions are unaffected.
+    assert all(matches(pattern, lambda_api_call(name)) for name in watched_event_names())
+
+
+@pytest.mark.parametrize("extra_actions", ["", EXTRA_ACTIONS, TEN_EXTRA_ACTIONS])
+def test_pattern_and_rule_agree_on_every_event_name_with_extra_actions(extra_actions: str) -> None:
+    # Whatever the pattern delivers the rule with the same setting treats as in scope, and nothing it would
+    # report is held back: the pattern and the rule read ExtraActions the same way.
+    settings = RuleSettings.from_config(None, extra_actions)
+    extra_names = [action + suffix for action in settings.actions for suffix in ("", *API_VERSION_SUFFIXES)]
+    names = sorted(set(watched_event_names() + other_lambda_event_names() + extra_names))
+    for where, pattern in both_patterns(extra_actions).items():
+        disagreements = [
+            name for name in names if matches(pattern, lambda_api_call(name)) != (action_of(name) in settings.actions)
+        ]
+        assert disagreements == [], where
 
 
 def test_empty_extra_actions_add_nothing() -> None:
-    pattern = rule_pattern({"ExtraActions": ""})
-    assert pattern["detail"]["$or"][1] == {"eventName": [""]}
-    assert not matches(pattern, lambda_api_call("PutFunctionConcurrency20171031"))
+    with_empty = rule_pattern({"ExtraActions": ""})
+    # Every unused slot is the empty name and the prefix "20": no Lambda event name is empty or starts with a digit.
+    assert {to_json(item) for item in with_empty["detail"]["$or"][1]["eventName"]} == {'""', '{"prefix":"20"}'}
+    leaked = [name for name in other_lambda_event_names() if matches(with_empty, lambda_api_call(name))]
+    assert leaked == []
+    assert matches(with_empty, lambda_api_call("DeleteFunction20150331"))
+
+
+def test_ten_extra_actions_fill_every_slot() -> None:
+    pattern = rule_pattern({"ExtraActions": TEN_EXTRA_ACTIONS})
+    for name in TEN_EXTRA_ACTIONS.split(","):
+        action = action_of(name)
+        assert matches(pattern, lambda_api_call(f"{action}")), name
+        assert matches(pattern, lambda_api_call(f"{action}20991231v9")), name
 
 
 def test_precision_and_recall() -> None:

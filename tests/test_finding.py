@@ -20,7 +20,7 @@ from finding import (
 )
 from rule import evaluate
 from tests.asff import assert_valid_finding, finding_errors
-from tests.conftest import DETECTOR_ACCOUNT
+from tests.conftest import DETECTOR_ACCOUNT, SAMPLE_RULE_SETTINGS
 from tools.cases import load_cases
 
 DETECTOR = DetectorAccount(account_id=DETECTOR_ACCOUNT, partition="aws", region="us-east-1")
@@ -29,7 +29,7 @@ FINDING_CASES = [case for case in load_cases() if case.expected_verdict == "find
 
 def finding_for(detail: dict[str, Any], detector: DetectorAccount = DETECTOR) -> dict[str, Any]:
     event = unwrap({"detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda", "detail": detail})
-    verdict = evaluate(detail)
+    verdict = evaluate(detail, SAMPLE_RULE_SETTINGS)
     assert verdict.kind == "finding"
     finding = build_finding(event, verdict, detector)
     assert_valid_finding(finding)

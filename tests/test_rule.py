@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from rule import CRUD_ACTIONS, RuleSettings, action_of, evaluate, matches_pattern, principal_identity
+from tests.conftest import SAMPLE_RULE_SETTINGS
 from tools.cases import INVALID, load_cases
 
 CASES = [case for case in load_cases() if case.expected_verdict != INVALID]
@@ -37,7 +38,7 @@ def assumed_role(role_arn: str | None, session_arn: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.file)
 def test_sample_events_get_their_expected_verdict(case: Any) -> None:
-    assert evaluate(case.event["detail"]).kind == case.expected_verdict, case.why
+    assert evaluate(case.event["detail"], SAMPLE_RULE_SETTINGS).kind == case.expected_verdict, case.why
 
 
 SUFFIXES = ["", "20150331", "20150331v2", "20171031", "20150331v10"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.cases import INVALID, Case, load_cases
+from tools.cases import INVALID, Case, load_cases, sample_settings
 from tools.findings import fetch_findings
 from tools.local_runtime import (
     BUILD_DIR,
@@ -96,7 +96,8 @@ def run_demo(build_dir: Path, show_all_logs: bool) -> bool:
     with local_security_hub() as security_hub:
         progress(f"Security Hub at {security_hub.endpoint_url}, account {security_hub.account_id}")
         progress(f"Starting the built DetectorFunction ({build_dir}) under the Lambda Runtime Interface Emulator")
-        with detector_function(security_hub.endpoint_url, build_dir) as function:
+        # The allowlist the expected verdicts hold under, as `sam local invoke --env-vars env/local.json` sets it.
+        with detector_function(security_hub.endpoint_url, build_dir, sample_settings()) as function:
             progress(f"Function at {function.invocations_url}")
             outcomes = invoke_all(function, cases)
         progress("Reading the findings back from Security Hub (GetFindings)")
@@ -202,6 +203,7 @@ def _details(outcome: Outcome, stored: Mapping[str, Any]) -> list[str]:
     return [
         f"{finding.get('Severity', {}).get('Label')}  {finding.get('Title')}",
         f"resource: {resource.get('Type')} {resource.get('Id')}",
+        f"reason: {payload.get('reason')}",
     ]
 
 

@@ -22,14 +22,33 @@ from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
 from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from publisher import SECURITY_HUB_CLIENT_CONFIG, AssumedRolePublishers, FindingPublisher, FindingsRoleError
-from rule import RuleSettings, Verdict, evaluate
+from rule import RuleSettings, SettingsError, Verdict, evaluate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
 # ASCII-only JSON: a record may carry an unpaired surrogate, which a UTF-8 stdout cannot write; escaped, the
 # verdict line is never lost.
 logger = Logger(service=SERVICE_NAME, json_serializer=partial(json.dumps, separators=(",", ":"), default=str))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LambdaCrudDetector"), service=SERVICE_NAME)
-settings = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
+
+
+def _load_settings() -> RuleSettings:
+    """The rule's settings, logged as understood. A malformed setting stops the cold start: Lambda reports an init
+    error (the Errors alarm), and the events are retried, then kept in the failure queue, instead of being judged
+    by an allowlist that means something other than what was written."""
+    try:
+        loaded = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
+    except SettingsError as error:
+        logger.error(f"Refusing to start: {error}")
+        raise
+    logger.info(
+        "Rule settings",
+        allowlist=[entry.as_logged() for entry in loaded.allowlist],
+        actions=sorted(loaded.actions),
+    )
+    return loaded
+
+
+settings = _load_settings()
 # AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
 publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
 # FINDINGS_ACCOUNT=source: a finding about another account's change is imported there, through a role in it.

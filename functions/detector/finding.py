@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cloudtrail import CloudTrailEvent
-from rule import RULE_ID, Verdict
+from rule import RULE_ID, Verdict, value_at
 
 SCHEMA_VERSION = "2018-10-08"
 SEVERITY_LABEL = "HIGH"
@@ -143,6 +143,9 @@ def build_finding(
         description += f" The call failed: {_clip(error_code, 60)}" + (
             f": {_clip(error_message, 200)}" if error_message else ""
         )
+    if verdict.unmet_channel:
+        # An allowlisted principal used outside its pipeline: the first thing an analyst needs to know.
+        description += f" The allowlist trusts this principal only with {_clip(verdict.unmet_channel, 300)}."
 
     finding: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
@@ -325,6 +328,12 @@ def _product_fields(
         "userIdentity.accountId": identity.get("accountId"),
         "sourceIPAddress": record.get("sourceIPAddress"),
         "userAgent": record.get("userAgent"),
+        # The channel the allowlist's conditions look at (rule.CONDITION_FIELDS), shown when present.
+        "userIdentity.invokedBy": identity.get("invokedBy"),
+        "sessionContext.sourceIdentity": value_at(identity, "sessionContext", "sourceIdentity"),
+        "webIdFederationData.federatedProvider": value_at(
+            identity, "sessionContext", "webIdFederationData", "federatedProvider"
+        ),
         "errorCode": record.get("errorCode"),
         "errorMessage": error_message,
         "functionArn": function_arn,
