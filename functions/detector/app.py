@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
 from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
-from rule import RuleSettings, Verdict, evaluate
+from rule import DetectorIdentity, FunctionRef, RuleSettings, Verdict, evaluate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
 # ASCII-only JSON: a record may carry an unpaired surrogate, which a UTF-8 stdout cannot write; escaped, the
@@ -29,10 +29,19 @@ SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
 logger = Logger(service=SERVICE_NAME, json_serializer=partial(json.dumps, separators=(",", ":"), default=str))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LambdaCrudDetector"), service=SERVICE_NAME)
 settings = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
+# Empty when the deployment has no canary: then no record is a heartbeat. Settings, so a change may rewrite them,
+# but a change to this function is itself always a finding, and a heartbeat can only ever stand for a description.
+CANARY_FUNCTION_NAME = os.environ.get("CANARY_FUNCTION_NAME") or None
+CANARY_ROLE_ARN = os.environ.get("CANARY_ROLE_ARN") or None
 # AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
 publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
 
-_METRIC_BY_VERDICT = {"finding": "Findings", "allowlisted": "Allowlisted", "ignored": "Ignored"}
+_METRIC_BY_VERDICT = {
+    "finding": "Findings",
+    "allowlisted": "Allowlisted",
+    "ignored": "Ignored",
+    "heartbeat": "CanaryHeartbeat",
+}
 
 
 # Powertools in its documented order: logger outermost, then metrics. There is no Tracer: the X-Ray SDK it is
@@ -51,7 +60,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
 
     record = cloudtrail_event.record
-    verdict = evaluate(record, settings)
+    detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+    verdict = evaluate(record, settings, _detector_identity(detector))
     logger.info(
         f"Verdict: {verdict.kind}",
         verdict=verdict.kind,
@@ -61,13 +71,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         principal=verdict.principal_arn,
         reason=verdict.reason,
     )
-    finding_id = _store_finding(cloudtrail_event, verdict, context) if verdict.kind == "finding" else None
+    finding_id = _store_finding(cloudtrail_event, verdict, detector) if verdict.kind == "finding" else None
     metrics.add_metric(name=_METRIC_BY_VERDICT[verdict.kind], unit=MetricUnit.Count, value=1)
     return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
 
 
-def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, context: LambdaContext) -> str:
-    detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
+    """Who this function is, from what the Lambda runtime says (its ARN, and AWS_LAMBDA_FUNCTION_NAME and AWS_REGION,
+    which are reserved), never from a setting that a change to the function could rewrite."""
+    function = FunctionRef(detector.account_id, detector.region, os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    return DetectorIdentity(function, CANARY_FUNCTION_NAME, CANARY_ROLE_ARN)
+
+
+def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> str:
     finding = build_finding(cloudtrail_event, verdict, detector)
     try:
         publisher.publish([finding])
