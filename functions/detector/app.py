@@ -12,7 +12,6 @@ import os
 from functools import partial
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
-from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
+from publisher import FindingPublisher, endpoint_variables, runs_locally, security_hub_client
 from rule import DetectorIdentity, FunctionRef, RuleSettings, Verdict, evaluate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
@@ -33,8 +32,9 @@ settings = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.env
 # but a change to this function is itself always a finding, and a heartbeat can only ever stand for a description.
 CANARY_FUNCTION_NAME = os.environ.get("CANARY_FUNCTION_NAME") or None
 CANARY_ROLE_ARN = os.environ.get("CANARY_ROLE_ARN") or None
-# AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
-publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
+# Deaf to every configured endpoint; only the first invocation can tell a local run, which may use one (see below).
+publisher = FindingPublisher(security_hub_client(local=False))
+_cold_start = True
 
 _METRIC_BY_VERDICT = {
     "finding": "Findings",
@@ -51,6 +51,8 @@ _METRIC_BY_VERDICT = {
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Judge one CloudTrail record and, when it is a finding, store it in Security Hub."""
+    if _cold_start:
+        _choose_security_hub_endpoint(context)
     try:
         cloudtrail_event = unwrap(event)
     except InvalidEventError as error:
@@ -81,6 +83,19 @@ def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
     which are reserved), never from a setting that a change to the function could rewrite."""
     function = FunctionRef(detector.account_id, detector.region, os.environ["AWS_LAMBDA_FUNCTION_NAME"])
     return DetectorIdentity(function, CANARY_FUNCTION_NAME, CANARY_ROLE_ARN)
+
+
+def _choose_security_hub_endpoint(context: LambdaContext) -> None:
+    """On the first invocation: honour a configured endpoint if, and only if, the function runs locally."""
+    global publisher, _cold_start
+    _cold_start = False
+    if runs_locally(context.invoked_function_arn, os.environ):
+        publisher = FindingPublisher(security_hub_client(local=True))
+    elif ignored := endpoint_variables(os.environ):
+        logger.warning(
+            "Security Hub endpoint variables ignored: a deployed detector sends findings to the real endpoint only",
+            ignoredVariables=ignored,
+        )
 
 
 def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> str:
