@@ -283,8 +283,9 @@ def _could_be(named: FunctionRef, function: FunctionRef) -> bool:
 
 
 def _is_canary_heartbeat(record: Mapping[str, Any], action: str, detector: DetectorIdentity) -> bool:
-    """The scheduled canary call, and nothing that merely looks like it: every part is checked, and each part is one
-    that CloudTrail writes, never the caller (the session name, user agent and request are the caller's)."""
+    """The scheduled canary call, and nothing that merely looks like it. Who called rests only on what CloudTrail
+    writes (the role behind the session, invokedBy, sourceIPAddress), never on what a caller picks (session name,
+    user agent); the request is checked only to bound what a heartbeat can stand for."""
     canary_name, canary_role = detector.canary_function_name, detector.canary_role_arn
     if canary_name is None or canary_role is None or action != CANARY_ACTION:
         return False
@@ -296,8 +297,10 @@ def _is_canary_heartbeat(record: Mapping[str, Any], action: str, detector: Detec
         return False
     if principal_identity(identity) != canary_role:
         return False
-    # EventBridge Scheduler calls with the role it assumed; CloudTrail names the service that made a call in
-    # userIdentity.invokedBy, and writes a service's name instead of an IP address as sourceIPAddress.
+    # EventBridge Scheduler calls with the role it assumed. CloudTrail names the AWS service that made a request in
+    # userIdentity.invokedBy, and for a request from a service writes the service's DNS name, not an IP address, as
+    # sourceIPAddress (CloudTrail User Guide: "CloudTrail userIdentity element", "CloudTrail record contents").
+    # Should a real record lack either, the canary is reported as a finding and its heartbeat alarm fires: loud.
     if identity.get("invokedBy") != SCHEDULER_SERVICE or record.get("sourceIPAddress") != SCHEDULER_SERVICE:
         return False
     canary = FunctionRef(detector.function.account, detector.function.region, canary_name)
