@@ -21,8 +21,12 @@ os.environ.update(
     AWS_REGION="us-east-1",
     POWERTOOLS_SERVICE_NAME="lambda-crud-detector",
     POWERTOOLS_METRICS_NAMESPACE="LambdaCrudDetector",
+    AWS_LAMBDA_FUNCTION_NAME="DetectorFunction",  # reserved: Lambda sets it to the function's name
 )
-for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_PROFILE"):
+for variable in (
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_CONFIG_FILE", "AWS_PROFILE", "AWS_SAM_LOCAL",
+    "ALLOWLIST_PATTERNS", "EXTRA_ACTIONS", "CANARY_FUNCTION_NAME", "CANARY_ROLE_ARN",
+):
     os.environ.pop(variable, None)
 # The handler starts with the settings the sample events' expected verdicts hold under, as the demo does.
 from tools.cases import sample_settings  # noqa: E402

@@ -116,7 +116,7 @@ def handler_results(detector: ModuleType, records: list[dict[str, Any]]) -> list
             "id": f"event-{index}",
             "detail-type": "AWS API Call via CloudTrail",
             "source": "aws.lambda",
-            "account": ACCOUNT,
+            "account": record.get("recipientAccountId", ACCOUNT),
             "time": record["eventTime"],
             "region": "eu-west-1",
             "resources": [],

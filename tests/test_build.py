@@ -110,6 +110,7 @@ def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, 
         "PYTHONPATH": str(artifact),
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_ID,  # reserved: Lambda always sets it
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_CONFIG_FILE": "/dev/null",

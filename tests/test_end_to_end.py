@@ -195,6 +195,7 @@ def test_detector_environment_is_the_templates_pointed_at_the_local_security_hub
     code = Path(function.codeuri)
     assert environment["PYTHONPATH"].split(os.pathsep) == [str(code), str(runtime_client_dir())]
     assert environment["AWS_ENDPOINT_URL_SECURITYHUB"] == "http://127.0.0.1:1234"
+    assert environment["AWS_SAM_LOCAL"] == "true"  # with the emulator's account, what lets it honour that endpoint
     assert environment["ALLOWLIST_PATTERNS"] == "*Ops"
     assert environment["AWS_LAMBDA_FUNCTION_NAME"] == FUNCTION_ID
     # The template's defaults and settings, resolved by the SAM CLI as `sam local invoke` does.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cloudtrail import unwrap
+from cloudtrail import read_record
 from finding import (
     MAX_DESCRIPTION,
     RUNBOOK_URL,
@@ -18,7 +18,7 @@ from finding import (
     build_finding,
     finding_id,
 )
-from rule import evaluate
+from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.asff import assert_valid_finding, finding_errors
 from tests.conftest import DETECTOR_ACCOUNT, SAMPLE_RULE_SETTINGS
 from tools.cases import load_cases
@@ -28,7 +28,7 @@ FINDING_CASES = [case for case in load_cases() if case.expected_verdict == "find
 
 
 def finding_for(detail: dict[str, Any], detector: DetectorAccount = DETECTOR) -> dict[str, Any]:
-    event = unwrap({"detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda", "detail": detail})
+    event = read_record(detail)  # the record alone: the builder must cope with records no envelope check would pass
     verdict = evaluate(detail, SAMPLE_RULE_SETTINGS)
     assert verdict.kind == "finding"
     finding = build_finding(event, verdict, detector)
@@ -92,6 +92,19 @@ def test_title_follows_the_original_rule() -> None:
         "in [111122223333 eu-west-1]."
     )
     assert finding["Resources"][1] == {"Type": "AwsIamRole", "Id": "arn:aws:iam::111122223333:role/DevSandboxRole"}
+
+
+def test_title_says_when_the_detector_itself_was_changed() -> None:
+    detail = sample("spoofed-deployrole-session-name.json")
+    detail["userIdentity"]["arn"] = "arn:aws:sts::111122223333:assumed-role/DevSandboxRole/" + "s" * 64
+    verdict = evaluate(detail, RuleSettings(), DetectorIdentity(FunctionRef("111122223333", "eu-west-1", "backdoor")))
+    finding = build_finding(read_record(detail), verdict, DETECTOR)
+    assert_valid_finding(finding)
+    assert finding["Title"] == (
+        f"[arn:aws:sts::111122223333:assumed-role/DevSandboxRole/{'s' * 64}] performed Lambda [CreateFunction] "
+        "on the detector itself in [111122223333 eu-west-1]."
+    )
+    assert finding["ProductFields"]["verdictReason"].startswith("CreateFunction performed on the detector itself by")
 
 
 @pytest.mark.parametrize(

@@ -70,8 +70,11 @@ def test_a_failed_count_without_details_still_raises(detector: ModuleType, lambd
             detector.lambda_handler(finding_case_event(), lambda_context)
 
 
-def envelope(detail: Any) -> dict[str, Any]:
-    return {"id": "e1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda", "detail": detail}
+def envelope(detail: Any, **fields: Any) -> dict[str, Any]:
+    """An EventBridge envelope around ``detail``, from the account the sample records are from (``fields`` replace
+    envelope fields)."""
+    event = {"id": "e1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda"}
+    return {**event, "account": "111122223333", **fields, "detail": detail}
 
 
 def valid_detail() -> dict[str, Any]:
@@ -94,6 +97,22 @@ def valid_detail() -> dict[str, Any]:
         (envelope(dict(valid_detail(), eventName=42)), "lacks eventName: expected a non-empty string, got int"),
         (envelope(dict(valid_detail(), eventName="  ")), "lacks eventName"),
         (envelope(dict(valid_detail(), eventTime="yesterday")), "eventTime is not an ISO 8601 timestamp"),
+        # What EventBridge's CloudTrail integration never sends: an envelope someone made up.
+        ({k: v for k, v in envelope(valid_detail()).items() if k != "account"}, "missing account"),
+        (envelope(valid_detail(), source="com.example.forged"), "event source is 'com.example.forged', not aws.lambda"),
+        (envelope(valid_detail(), source="aws.events"), "event source is 'aws.events', not aws.lambda"),
+        (envelope(valid_detail(), source=None), "event source is nothing, not aws.lambda"),
+        (envelope(valid_detail(), **{"detail-type": "Scheduled Event"}), "detail-type is 'Scheduled Event', not AWS"),
+        (envelope(valid_detail(), **{"detail-type": "AWS API Call via CloudTrail "}), "detail-type is 'AWS API Call"),
+        (
+            envelope(valid_detail(), account="999999999999"),
+            "event account '999999999999' is not the record's recipientAccountId '111122223333'",
+        ),
+        (envelope(valid_detail(), account=111122223333), "event account int is not the record's recipientAccountId"),
+        (
+            envelope({k: v for k, v in valid_detail().items() if k != "recipientAccountId"}),
+            "event account '111122223333' is not the record's recipientAccountId nothing",
+        ),
     ],
 )
 def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
@@ -116,7 +135,7 @@ def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
 def test_odd_but_well_formed_records_are_never_errors(
     detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
-    detail = {"eventSource": "lambda.amazonaws.com", "eventName": "DeleteFunction20150331", "eventID": "only-the-basics", "eventTime": "2026-11-20T09:15:31Z"}
+    detail = {"eventSource": "lambda.amazonaws.com", "eventName": "DeleteFunction20150331", "eventID": "only-the-basics", "eventTime": "2026-11-20T09:15:31Z", "recipientAccountId": "111122223333"}
     result = detector.lambda_handler(envelope(detail), lambda_context)
     assert result["verdict"] == "finding"
     [finding] = stored_findings(security_hub)

@@ -19,6 +19,8 @@ What the emulator (aws-sam-cli 1.170.0) does, which this module relies on:
   meantime makes the emulator exit at once; it is then started again on other ports.
 * ``context.invoked_function_arn`` is always ``arn:aws:lambda:us-east-1:012345678912:function:<name>``, whatever
   AWS_REGION says. The detector reads its account from that ARN, so the local Security Hub serves that account.
+  That account, with AWS_SAM_LOCAL=true (which the SAM CLI's environment holds), is also what makes the detector
+  honour the Security Hub endpoint it is given: deployed, it ignores every configured endpoint.
 * It hands its own environment to the runtime, with blank credentials when it has none.
 * A function error comes back as HTTP 200 like a result; only its body (``errorType``, ``errorMessage``) differs.
 * The runtime starts on the first invocation, not with the emulator: errors importing the handler appear there.

@@ -179,7 +179,8 @@ class Judge:
 
     def _lambda_record(self, record: dict[str, Any], index: int, source: str, judgement: Judgement) -> None:
         try:
-            event = unwrap({**_ENVELOPE, "detail": record})
+            # As EventBridge delivers a record: on the bus of the account that received it.
+            event = unwrap({**_ENVELOPE, "account": record.get("recipientAccountId"), "detail": record})
         except InvalidEventError as error:
             judgement.counts["invalid"] += 1
             judgement.errors.append(record_error(source, index, str(error)))

@@ -21,8 +21,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
 from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
-from publisher import SECURITY_HUB_CLIENT_CONFIG, AssumedRolePublishers, FindingPublisher, FindingsRoleError
-from rule import RuleSettings, SettingsError, Verdict, evaluate
+from publisher import (
+    AssumedRolePublishers,
+    FindingPublisher,
+    FindingsRoleError,
+    client_config,
+    endpoint_variables,
+    runs_locally,
+    security_hub_client,
+)
+from rule import DetectorIdentity, FunctionRef, RuleSettings, SettingsError, Verdict, evaluate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lambda-crud-detector")
 # ASCII-only JSON: a record may carry an unpaired surrogate, which a UTF-8 stdout cannot write; escaped, the
@@ -48,23 +56,35 @@ def _load_settings() -> RuleSettings:
     return loaded
 
 
+def _member_publishers(local: bool) -> AssumedRolePublishers | None:
+    """FINDINGS_ACCOUNT=source: a finding about another account's change is imported there, through a role in it."""
+    if findings_settings.mode != "source":
+        return None
+    return AssumedRolePublishers(
+        boto3.client("sts", config=client_config(local)).assume_role,
+        partial(boto3.client, "securityhub", config=client_config(local)),
+    )
+
+
 settings = _load_settings()
-# AWS_ENDPOINT_URL_SECURITYHUB, when set and not empty, points this client at a local Security Hub.
-publisher = FindingPublisher(boto3.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG))
-# FINDINGS_ACCOUNT=source: a finding about another account's change is imported there, through a role in it.
+# Empty when the deployment has no canary: then no record is a heartbeat. Settings, so a change may rewrite them,
+# but a change to this function is itself always a finding, and a heartbeat can only ever stand for a description.
+CANARY_FUNCTION_NAME = os.environ.get("CANARY_FUNCTION_NAME") or None
+CANARY_ROLE_ARN = os.environ.get("CANARY_ROLE_ARN") or None
 findings_settings = FindingsAccountSettings.from_config(
     os.environ.get("FINDINGS_ACCOUNT"), os.environ.get("FINDINGS_ROLE_NAME")
 )
-member_publishers = (
-    AssumedRolePublishers(
-        boto3.client("sts", config=SECURITY_HUB_CLIENT_CONFIG).assume_role,
-        partial(boto3.client, "securityhub", config=SECURITY_HUB_CLIENT_CONFIG),
-    )
-    if findings_settings.mode == "source"
-    else None
-)
+# Deaf to every configured endpoint; only the first invocation can tell a local run, which may use one (see below).
+publisher = FindingPublisher(security_hub_client(local=False))
+member_publishers = _member_publishers(local=False)
+_cold_start = True
 
-_METRIC_BY_VERDICT = {"finding": "Findings", "allowlisted": "Allowlisted", "ignored": "Ignored"}
+_METRIC_BY_VERDICT = {
+    "finding": "Findings",
+    "allowlisted": "Allowlisted",
+    "ignored": "Ignored",
+    "heartbeat": "CanaryHeartbeat",
+}
 
 
 # Powertools in its documented order: logger outermost, then metrics. There is no Tracer: the X-Ray SDK it is
@@ -74,6 +94,8 @@ _METRIC_BY_VERDICT = {"finding": "Findings", "allowlisted": "Allowlisted", "igno
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Judge one CloudTrail record and, when it is a finding, store it in Security Hub."""
+    if _cold_start:
+        _choose_security_hub_endpoint(context)
     try:
         cloudtrail_event = unwrap(event)
     except InvalidEventError as error:
@@ -83,7 +105,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
 
     record = cloudtrail_event.record
-    verdict = evaluate(record, settings)
+    detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+    verdict = evaluate(record, settings, _detector_identity(detector))
     logger.info(
         f"Verdict: {verdict.kind}",
         verdict=verdict.kind,
@@ -93,13 +116,33 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         principal=verdict.principal_arn,
         reason=verdict.reason,
     )
-    finding_id = _store_finding(cloudtrail_event, verdict, context) if verdict.kind == "finding" else None
+    finding_id = _store_finding(cloudtrail_event, verdict, detector) if verdict.kind == "finding" else None
     metrics.add_metric(name=_METRIC_BY_VERDICT[verdict.kind], unit=MetricUnit.Count, value=1)
     return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
 
 
-def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, context: LambdaContext) -> str:
-    detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
+    """Who this function is, from what the Lambda runtime says (its ARN, and AWS_LAMBDA_FUNCTION_NAME and AWS_REGION,
+    which are reserved), never from a setting that a change to the function could rewrite."""
+    function = FunctionRef(detector.account_id, detector.region, os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    return DetectorIdentity(function, CANARY_FUNCTION_NAME, CANARY_ROLE_ARN)
+
+
+def _choose_security_hub_endpoint(context: LambdaContext) -> None:
+    """On the first invocation: honour a configured endpoint if, and only if, the function runs locally."""
+    global publisher, member_publishers, _cold_start
+    _cold_start = False
+    if runs_locally(context.invoked_function_arn, os.environ):
+        publisher = FindingPublisher(security_hub_client(local=True))
+        member_publishers = _member_publishers(local=True)
+    elif ignored := endpoint_variables(os.environ):
+        logger.warning(
+            "Security Hub endpoint variables ignored: a deployed detector sends findings to the real endpoint only",
+            ignoredVariables=ignored,
+        )
+
+
+def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> str:
     destination = findings_destination(cloudtrail_event.record, detector, findings_settings)
     finding = build_finding(cloudtrail_event, verdict, destination.account, account_reason=destination.reason)
     if destination.reason:

@@ -1,8 +1,9 @@
 """Unwrap the CloudTrail record that EventBridge delivers, refusing anything that is not one.
 
-Only what the detector cannot work without is checked here. Everything else in a record may be odd, missing
-or of the wrong type and still yields a finding: a record that fails here goes to the failure destination
-instead, so this module must never refuse a record that is merely unusual.
+Checked here: what the detector cannot work without, and the envelope that EventBridge's CloudTrail integration
+always sends. Everything else in a record may be odd, missing or of the wrong type and still yields a finding: a
+record that fails here goes to the failure destination instead, so this module must never refuse a record that is
+merely unusual.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 REQUIRED_RECORD_FIELDS = ("eventSource", "eventName", "eventID", "eventTime")
+ENVELOPE_FIELDS = ("detail-type", "source", "detail", "account")
+LAMBDA_SOURCE = "aws.lambda"
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 
 
 class InvalidEventError(ValueError):
@@ -29,20 +33,45 @@ class CloudTrailEvent:
 
 
 def unwrap(event: Any) -> CloudTrailEvent:
-    """Return the record inside an EventBridge event, or raise InvalidEventError naming the problem."""
+    """Return the record inside an EventBridge event, or raise InvalidEventError naming the problem.
+
+    Whatever EventBridge's CloudTrail integration never sends is refused: anyone allowed to invoke the function
+    directly could otherwise have an envelope of their own making judged as a real record.
+    """
     if not isinstance(event, Mapping):
         raise InvalidEventError(f"event is not an EventBridge envelope: expected an object, got {_kind(event)}")
-    missing = [key for key in ("detail-type", "source", "detail") if key not in event]
+    missing = [key for key in ENVELOPE_FIELDS if key not in event]
     if missing:
         raise InvalidEventError(f"event is not an EventBridge envelope: missing {', '.join(missing)}")
+    # No custom event can carry an aws.* source (PutEvents refuses it), and Lambda's calls come with this one only.
+    if event["source"] != LAMBDA_SOURCE:
+        raise InvalidEventError(f"event source is {_shown(event['source'])}, not {LAMBDA_SOURCE}")
+    if event["detail-type"] != CLOUDTRAIL_DETAIL_TYPE:
+        raise InvalidEventError(f"event detail-type is {_shown(event['detail-type'])}, not {CLOUDTRAIL_DETAIL_TYPE}")
     record = event["detail"]
     if not isinstance(record, Mapping):
         raise InvalidEventError(f"event detail is not an object: got {_kind(record)}")
+    cloudtrail_event = read_record(record)
+    # Each account gets its own copy of a record, whose recipientAccountId is that account (CloudTrail User Guide,
+    # "CloudTrail record contents", recipientAccountId), and EventBridge puts the record on that account's bus with
+    # the account as `account`. An event forwarded to another account's bus keeps it: the receiving account's rules
+    # tell forwarded events from their own by `account` (EventBridge User Guide, "Sending and receiving events
+    # between AWS accounts", rules for events between accounts). So the two always agree, in organisation mode too.
+    if not isinstance(event["account"], str) or event["account"] != record.get("recipientAccountId"):
+        raise InvalidEventError(
+            f"event account {_shown(event['account'])} is not the record's recipientAccountId "
+            f"{_shown(record.get('recipientAccountId'))}"
+        )
+    return cloudtrail_event
+
+
+def read_record(record: Mapping[str, Any]) -> CloudTrailEvent:
+    """The CloudTrail record itself, or InvalidEventError when it lacks what the detector cannot work without."""
     for field in REQUIRED_RECORD_FIELDS:
         value = record.get(field)
         if not isinstance(value, str) or not value.strip():
-            got = "nothing" if value is None else repr(value)[:80] if isinstance(value, str) else _kind(value)
-            raise InvalidEventError(f"CloudTrail record lacks {field}: expected a non-empty string, got {got}")
+            expected = "expected a non-empty string"
+            raise InvalidEventError(f"CloudTrail record lacks {field}: {expected}, got {_shown(value)}")
     return CloudTrailEvent(
         record=record,
         event_time=_parse_event_time(record["eventTime"]),
@@ -58,6 +87,11 @@ def _parse_event_time(value: str) -> datetime:
         return parsed.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise InvalidEventError(f"CloudTrail record eventTime is not an ISO 8601 timestamp: {value[:80]!r}") from None
+
+
+def _shown(value: Any) -> str:
+    """A value fit for an error message: strings quoted and clipped, anything else by its kind."""
+    return "nothing" if value is None else repr(value)[:80] if isinstance(value, str) else _kind(value)
 
 
 def _kind(value: Any) -> str:

@@ -128,8 +128,9 @@ def build_finding(
     timestamp = asff_timestamp(event.event_time)
     function_arn = _function_arn(record, account, region, partition)
 
+    target = "on the detector itself " if verdict.changes_detector else ""
     title = (
-        f"[{_clip(caller_arn or 'unknown-arn', 120)}] performed Lambda [{_clip(action, 48)}] "
+        f"[{_clip(caller_arn or 'unknown-arn', 120)}] performed Lambda [{_clip(action, 48)}] {target}"
         f"in [{_clip(account, 24)} {_clip(region, 24)}]."
     )
     happened = "attempted" if error_code else "performed"

@@ -7,10 +7,11 @@ retries the event and, when retries run out, its failure destination keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,7 +26,47 @@ SECURITY_HUB_CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 
+EMULATOR_ACCOUNT_ID = "012345678912"
+"""The account of the function ARN that the Lambda Runtime Interface Emulator hands every invocation, under
+``sam local invoke`` (which runs it in the function's container) as under ``make demo``."""
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_SECURITYHUB", "AWS_ENDPOINT_URL")
+"""The variables that would point botocore at another Security Hub endpoint: what a change to the function's
+configuration can set. (A config file's ``endpoint_url`` is ignored as well, but needs a file on disk.)"""
+
 _log = Logger(child=True)
+
+
+def runs_locally(invoked_function_arn: str, environ: Mapping[str, str]) -> bool:
+    """Whether the function runs under ``sam local`` or the emulator, rather than in Lambda.
+
+    AWS_SAM_LOCAL alone would not do: it is an ordinary variable, which anyone allowed to change the deployed
+    function's configuration can set. The account in the invoked function's ARN comes from Lambda itself, and on a
+    deployed function it is the account the function lives in, never the emulator's.
+    """
+    arn_parts = invoked_function_arn.split(":")
+    return environ.get("AWS_SAM_LOCAL") == "true" and len(arn_parts) > 4 and arn_parts[4] == EMULATOR_ACCOUNT_ID
+
+
+def client_config(local: bool) -> Config:
+    """The clients' configuration: unless ``local``, every configured endpoint is ignored and the real one used.
+
+    An endpoint is configuration: honoured in a deployed function, it would let whoever may change that
+    configuration send every later finding (or the findings role's credentials) to a host that accepts and drops
+    them.
+    """
+    if local:
+        return SECURITY_HUB_CLIENT_CONFIG
+    return SECURITY_HUB_CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+
+
+def security_hub_client(local: bool) -> Any:
+    """A Security Hub client for this account (see ``client_config``)."""
+    return boto3.client("securityhub", config=client_config(local))
+
+
+def endpoint_variables(environ: Mapping[str, str]) -> list[str]:
+    """The names of the endpoint variables that are set (an empty value is as good as unset)."""
+    return [name for name in ENDPOINT_VARIABLES if environ.get(name)]
 
 
 class PublishError(RuntimeError):

@@ -14,6 +14,10 @@ It differs from the rule it started from in two ways, both because of how real C
 An allowlist entry may also name the channel the principal must come through
 (``PRINCIPAL_PATTERN;invokedBy=cloudformation.amazonaws.com``): a deployment role is then trusted only when its
 pipeline uses it, not when a person holding its credentials does.
+
+Two records are judged apart, given who the detector is (``DetectorIdentity``). A change to the detector's own
+function is a finding whatever the allowlist says. The scheduled change to its canary is a ``heartbeat``: proof
+that changes still travel from CloudTrail to the detector, and no finding.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from typing import Any, Literal
 
 RULE_ID = "AWS.LAMBDA.CRUD"
 LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
+SCHEDULER_SERVICE = "scheduler.amazonaws.com"
+CANARY_ACTION = "UpdateFunctionConfiguration"
+# What the canary's schedule sends: the function to change, and a new description.
+_CANARY_PARAMETERS = frozenset({"functionName", "description"})
 DEFAULT_ALLOWLIST_PATTERNS: tuple[str, ...] = ("*DeployRole",)
 
 # The 13 write actions of the original rule, by their unsuffixed names.
@@ -53,7 +61,7 @@ CRUD_ACTIONS: frozenset[str] = frozenset(
 # action, and never as `DeleteFunction`.
 _EVENT_NAME = re.compile(r"(?P<action>[A-Za-z]+?)(?P<version>[0-9]{8}(?:v[0-9]+)?)?")
 
-VerdictKind = Literal["finding", "allowlisted", "ignored"]
+VerdictKind = Literal["finding", "allowlisted", "ignored", "heartbeat"]
 
 
 class SettingsError(ValueError):
@@ -167,6 +175,8 @@ class Verdict:
     """The identity the allowlist was matched against; None when the record names none we can trust."""
     unmet_channel: str | None = None
     """For a finding whose principal an allowlist entry names: the channel conditions the record did not meet."""
+    changes_detector: bool = False
+    """The call was made on the detector's own function: a finding whatever the allowlist says."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,28 @@ class RuleSettings:
                 raise SettingsError(f"extra action {name!r} is not an action name (letters, optionally + API version)")
             extra.add(action)
         return cls(allowlist_patterns=patterns, actions=CRUD_ACTIONS | extra)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A Lambda function by account, Region and name; None where the record that named it does not say."""
+
+    account: str | None
+    region: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class DetectorIdentity:
+    """The detector's own function, as the Lambda runtime names it, and the canary that proves changes reach it.
+
+    The canary is a function of the detector's own account and Region that a schedule changes through the canary
+    role; without its name and that role, no record is a heartbeat.
+    """
+
+    function: FunctionRef
+    canary_function_name: str | None = None
+    canary_role_arn: str | None = None
 
 
 def action_of(event_name: str) -> str | None:
@@ -235,8 +267,13 @@ def principal_identity(user_identity: Any) -> str | None:
     return arn
 
 
-def evaluate(record: Mapping[str, Any], settings: RuleSettings = RuleSettings()) -> Verdict:
-    """Decide whether one CloudTrail record is a finding, an allowlisted change, or out of scope."""
+def evaluate(
+    record: Mapping[str, Any], settings: RuleSettings = RuleSettings(), detector: DetectorIdentity | None = None
+) -> Verdict:
+    """Decide whether one CloudTrail record is a finding, an allowlisted change, a canary heartbeat or out of scope.
+
+    ``detector`` is the function doing the judging; without it no record is a change to the detector or a heartbeat.
+    """
     event_source = record.get("eventSource")
     if event_source != LAMBDA_EVENT_SOURCE:
         return Verdict("ignored", f"event source {event_source!r} is not {LAMBDA_EVENT_SOURCE}")
@@ -245,6 +282,16 @@ def evaluate(record: Mapping[str, Any], settings: RuleSettings = RuleSettings())
     if action is None or action not in settings.actions:
         return Verdict("ignored", f"{event_name!r} is not a watched Lambda write action")
     principal = principal_identity(record.get("userIdentity"))
+    outcome = "attempted" if record.get("errorCode") else "performed"
+    if detector is not None and any(_could_be(named, detector.function) for named in functions_named(record)):
+        # Never allowlisted: the detector reads its allowlist from its own configuration, so the change that
+        # rewrites the allowlist would otherwise be judged, and excused, by the rewritten one.
+        who = principal or "a principal with no verifiable identity"
+        reason = f"{action} {outcome} on the detector itself by {who}: changes to the detector are always reported"
+        return Verdict("finding", reason, action, principal, changes_detector=True)
+    if detector is not None and _is_canary_heartbeat(record, action, detector):
+        reason = f"{action} on the canary by its schedule: changes reach the detector"
+        return Verdict("heartbeat", reason, action, principal)
     if principal is None:
         return Verdict("finding", f"{action} by a principal with no verifiable identity", action, None)
     unmet_channels = []
@@ -255,13 +302,28 @@ def evaluate(record: Mapping[str, Any], settings: RuleSettings = RuleSettings())
         if not unmet:
             return Verdict("allowlisted", f"{action} by {principal}, allowlisted by {entry.text!r}", action, principal)
         unmet_channels.append(" and ".join(condition.unmet_in(record) for condition in unmet))
-    outcome = "attempted" if record.get("errorCode") else "performed"
     if unmet_channels:
         # The principal is a trusted one used through another channel: say so first, it is what matters most.
         channel = " or ".join(unmet_channels)
         reason = f"{principal} used without {channel}: {action} {outcome}, not allowlisted"
         return Verdict("finding", reason, action, principal, channel)
     return Verdict("finding", f"{action} {outcome} by {principal}, not allowlisted", action, principal)
+
+
+def functions_named(record: Mapping[str, Any]) -> tuple[FunctionRef, ...]:
+    """The functions a record names: ``requestParameters.functionName`` and ``responseElements.functionArn``.
+
+    Lambda takes a function as NAME, NAME:QUALIFIER, an ARN, a qualified ARN or a partial ARN
+    (ACCOUNT:function:NAME[:QUALIFIER]); what the reference leaves out is the record's own account and Region.
+    """
+    account, region = _text(record.get("recipientAccountId")), _text(record.get("awsRegion"))
+    named = []
+    for container, key in (("requestParameters", "functionName"), ("responseElements", "functionArn")):
+        values = record.get(container)
+        reference = _text(values.get(key)) if isinstance(values, Mapping) else None
+        if reference is not None:
+            named.append(_resolve_function(reference, account, region))
+    return tuple(named)
 
 
 def matches_pattern(arn: str, pattern: str) -> bool:
@@ -342,3 +404,54 @@ def _role_of_assumed_role(arn: str) -> str | None:
     if not role or not separator or not session:
         return None
     return f"arn:{partition}:iam::{account}:role/{role}"
+
+
+def _resolve_function(reference: str, account: str | None, region: str | None) -> FunctionRef:
+    parts = reference.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[5] == "function":  # arn:P:lambda:REGION:ACCOUNT:function:NAME
+        return FunctionRef(parts[4] or None, parts[3] or None, parts[6])
+    if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME[:QUALIFIER]
+        return FunctionRef(parts[0] or None, region, parts[2])
+    return FunctionRef(account, region, parts[0])  # NAME[:QUALIFIER]
+
+
+def _could_be(named: FunctionRef, function: FunctionRef) -> bool:
+    """Whether ``named`` is, or for all the record says could be, ``function``: an unknown account or Region
+    never rules it out."""
+    return (
+        named.name == function.name
+        and named.account in (None, function.account)
+        and named.region in (None, function.region)
+    )
+
+
+def _is_canary_heartbeat(record: Mapping[str, Any], action: str, detector: DetectorIdentity) -> bool:
+    """The scheduled canary call, and nothing that merely looks like it. Who called rests only on what CloudTrail
+    writes (the role behind the session, invokedBy, sourceIPAddress), never on what a caller picks (session name,
+    user agent); the request is checked only to bound what a heartbeat can stand for."""
+    canary_name, canary_role = detector.canary_function_name, detector.canary_role_arn
+    if canary_name is None or canary_role is None or action != CANARY_ACTION:
+        return False
+    # A failed call changed nothing: the canary may be gone or its role stripped, which a person must hear about.
+    if "errorCode" in record or "errorMessage" in record:
+        return False
+    identity = record.get("userIdentity")
+    if not isinstance(identity, Mapping) or identity.get("type") != "AssumedRole":
+        return False
+    if principal_identity(identity) != canary_role:
+        return False
+    # EventBridge Scheduler calls with the role it assumed. CloudTrail names the AWS service that made a request in
+    # userIdentity.invokedBy, and for a request from a service writes the service's DNS name, not an IP address, as
+    # sourceIPAddress (CloudTrail User Guide: "CloudTrail userIdentity element", "CloudTrail record contents").
+    # Should a real record lack either, the canary is reported as a finding and its heartbeat alarm fires: loud.
+    if identity.get("invokedBy") != SCHEDULER_SERVICE or record.get("sourceIPAddress") != SCHEDULER_SERVICE:
+        return False
+    canary = FunctionRef(detector.function.account, detector.function.region, canary_name)
+    if record.get("recipientAccountId") != canary.account or record.get("awsRegion") != canary.region:
+        return False
+    # The schedule sets the description and nothing else, so a heartbeat can never stand in for a real change.
+    parameters = record.get("requestParameters")
+    if not isinstance(parameters, Mapping) or not _CANARY_PARAMETERS >= set(parameters) >= {"functionName"}:
+        return False
+    named = functions_named(record)
+    return bool(named) and all(function == canary for function in named)
