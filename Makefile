@@ -15,10 +15,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
 # Targets that never leave this machine sign with placeholder credentials, whatever the caller's environment
-# holds, and get a Region so that boto3 and sam can start. Only these: any other target (findings, redrive) uses
-# the caller's own credential chain (environment, AWS_PROFILE, SSO) and Region, which environment credentials set
-# here would override.
-OFFLINE_TARGETS := demo test bench
+# holds, and get a Region so that boto3 and sam can start (invoke's function writes to the local Security Hub
+# that env/local.json names). Only these: any other target (findings, redrive) uses the caller's own credential
+# chain (environment, AWS_PROFILE, SSO) and Region, which environment credentials set here would override.
+OFFLINE_TARGETS := demo test bench invoke
 $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID = testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY = testing
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
