@@ -64,6 +64,10 @@ docker-available:
 findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--since 1d --json"
 	$(BIN)/python -m tools.findings $(ARGS)
 
+.PHONY: redrive
+redrive: $(INSTALLED)  ## Send the events the deployed detector failed on back to it: make redrive ARGS="--dry-run"
+	$(BIN)/python -m tools.redrive $(ARGS)
+
 bench: $(BUILT)  ## Cold start, warm CPU, memory, package size and pattern cost, each against its baseline
 	$(BIN)/python -m tools.bench
 
