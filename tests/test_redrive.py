@@ -259,6 +259,17 @@ def test_the_report_escapes_what_an_event_could_do_to_a_terminal() -> None:
     assert line.startswith("KEPT")
 
 
+def test_long_queues_show_progress_on_stderr() -> None:
+    stream = io.StringIO()
+    progress = redrive.Progress(DEAD_LETTERS, expected=60, stream=stream, every=25)
+    for number in range(60):
+        progress.add(Outcome(DEAD_LETTERS, f"id-{number}", "-", error="kept" if number % 10 == 0 else None))
+    assert stream.getvalue().splitlines() == [
+        "redrive: dead-letters: 25 of about 60 messages handled, 3 kept",
+        "redrive: dead-letters: 50 of about 60 messages handled, 5 kept",
+    ]
+
+
 # Queues and function from the stack's outputs ----------------------------------------------------------------
 
 DETECTOR_STACK = {
