@@ -375,7 +375,7 @@ def test_make_redrive_deletes_what_the_function_judged_and_keeps_the_rest(
     assert completed.returncode != 0 and "redrive] Error 1" in completed.stderr, report + completed.stderr
     for event in redriven_events:
         (line,) = [line for line in report.splitlines() if event["detail"]["eventID"] in line]
-        assert line.startswith("redriven")
+        assert line.startswith("redriven") and line.endswith(" -> finding")
     kept = [line for line in report.splitlines() if line.startswith("KEPT")]
     assert len(kept) == 4
     assert sum("function error InvalidEventError: event is not an EventBridge envelope" in line for line in kept) == 2

@@ -131,12 +131,12 @@ def describe_event(payload: bytes | None) -> str:
     return f"{detail.get('eventName') or '-'} {detail.get('eventID') or '-'}"
 
 
-def invocation_error(response: Mapping[str, Any]) -> str | None:
-    """Why a synchronous invocation failed, or None when the function answered without an error.
+def function_answer(response: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """Why a synchronous invocation failed (None when the function answered without an error), and its answer.
 
     Lambda reports a function error only in FunctionError (the HTTP status is still 200). The payload is checked
-    too: an answer shaped like Lambda's error record (errorType and errorMessage) is an error whatever the
-    headers say, since the detector never returns one, and keeping a message is always safe.
+    too: an answer shaped like Lambda's error record (an errorMessage) is an error whatever the headers say, since
+    the detector never returns one, and keeping a message is always safe.
     """
     payload = response["Payload"].read()
     try:
@@ -147,11 +147,11 @@ def invocation_error(response: Mapping[str, Any]) -> str | None:
     if response.get("FunctionError") or error_shaped:
         if isinstance(answer, Mapping):
             kind = answer.get("errorType") or response.get("FunctionError") or "Error"
-            return f"function error {kind}: {answer.get('errorMessage', '')}"
-        return f"function error {response.get('FunctionError')}: {payload[:500].decode('utf-8', 'replace')}"
+            return f"function error {kind}: {answer.get('errorMessage', '')}", answer
+        return f"function error {response.get('FunctionError')}: {payload[:500].decode('utf-8', 'replace')}", answer
     if not 200 <= response.get("StatusCode", 0) < 300:
-        return f"invocation answered with status {response.get('StatusCode')}"
-    return None
+        return f"invocation answered with status {response.get('StatusCode')}", answer
+    return None, answer
 
 
 def printable(text: str) -> str:
@@ -185,11 +185,14 @@ class Redrive:
             response = self.lambda_client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=payload
             )
-            error = invocation_error(response)
+            error, answer = function_answer(response)
         except (BotoCoreError, ClientError) as failure:
-            error = f"invocation failed: {failure}"
+            error, answer = f"invocation failed: {failure}", None
         if error is not None:
             return Outcome(queue.kind, message_id, event, error=error)
+        # The verdict, so that a run where everything is suddenly allowlisted or ignored stands out.
+        if isinstance(answer, Mapping) and answer.get("verdict"):
+            event = f"{event} -> {answer['verdict']}"
         try:
             self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
         except (BotoCoreError, ClientError) as failure:
