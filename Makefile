@@ -1,5 +1,6 @@
 # lambda-crud-detector. `make demo` tries the detector locally; `make test` runs every test.
-# Both create the Python 3.13 environment on first use. Nothing here needs an AWS account.
+# Both create the Python 3.13 environment on first use, and neither needs an AWS account. `make findings`,
+# `make redrive` and `make backtest` read or act on a real account, with your own AWS credentials.
 
 PYTHON ?= python3.13
 VENV := .venv
@@ -9,13 +10,18 @@ BUILD_DIR := .aws-sam/build
 BUILT := $(BUILD_DIR)/DetectorFunction/app.py
 EVENT ?= events/update-function-code-by-iam-user.json
 
-# sam and the tests find python3.13 and every tool in the environment. Offline: no telemetry, no real
-# credentials, and a Region so that boto3 and sam can start.
+# sam and the tests find python3.13 and every tool in the environment, without telemetry.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
-export AWS_DEFAULT_REGION ?= us-east-1
-export AWS_ACCESS_KEY_ID ?= testing
-export AWS_SECRET_ACCESS_KEY ?= testing
+
+# Targets that never leave this machine sign with placeholder credentials, whatever the caller's environment
+# holds, and get a Region so that boto3 and sam can start (invoke's function writes to the local Security Hub
+# that env/local.json names). Only these: any other target (findings, redrive, backtest) uses the caller's own credential
+# chain (environment, AWS_PROFILE, SSO) and Region, which environment credentials set here would override.
+OFFLINE_TARGETS := demo test bench invoke
+$(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID = testing
+$(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY = testing
+$(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: demo test venv build validate invoke docker-available findings backtest bench clean
 
@@ -61,6 +67,10 @@ findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--
 # Reads real AWS (LookupEvents, S3, Athena, Security Hub with --import) through your own credential chain.
 backtest: $(INSTALLED)  ## Judge stored CloudTrail history with the live rule: make backtest ARGS="--path DIR --json"
 	$(BIN)/python -m tools.backtest $(ARGS)
+
+.PHONY: redrive
+redrive: $(INSTALLED)  ## Send the events the deployed detector failed on back to it: make redrive ARGS="--dry-run"
+	$(BIN)/python -m tools.redrive $(ARGS)
 
 bench: $(BUILT)  ## Cold start, warm CPU, memory, package size and pattern cost, each against its baseline
 	$(BIN)/python -m tools.bench

@@ -207,7 +207,6 @@ def test_function_configuration(parameter_set: str) -> None:
     assert function["Handler"] == "app.lambda_handler"
     assert 128 <= function["MemorySize"] <= 1024
     assert 30 <= function["Timeout"] <= 900
-    assert function["ReservedConcurrentExecutions"] == parameters["ReservedConcurrency"]
     assert len(function["FunctionName"]) <= 64
     assert function["TracingConfig"] == {"Mode": "Active" if parameters["EnableTracing"] == "true" else "PassThrough"}
     assert function["Environment"]["Variables"] == {
@@ -224,6 +223,27 @@ def test_function_configuration(parameter_set: str) -> None:
     }
     # Tracing is Lambda's (TracingConfig above): the function has no tracer for a variable to switch on.
     assert "ENABLE_TRACING" not in function["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize("reserved", ["1", "2", "1000"])
+def test_a_reserved_concurrency_is_reserved_as_given(reserved: str) -> None:
+    parameters = {"ReservedConcurrency": reserved}
+    function = Stack(translate(load_template(TEMPLATE_PATH), parameters), parameters).properties(FUNCTION_ID)
+    assert int(function["ReservedConcurrentExecutions"]) == int(reserved)
+
+
+def test_reserved_concurrency_0_reserves_nothing_rather_than_throttling_everything() -> None:
+    # A reservation of 0 would throttle every invocation; 0 must leave the property out altogether.
+    parameters = {"ReservedConcurrency": "0"}
+    function = Stack(translate(load_template(TEMPLATE_PATH), parameters), parameters).properties(FUNCTION_ID)
+    assert "ReservedConcurrentExecutions" not in function
+
+
+def test_by_default_no_concurrency_is_reserved_so_a_new_account_can_create_the_function() -> None:
+    # Lambda keeps 100 executions unreserved; an account with a quota of 10 cannot reserve any.
+    declared = load_template(TEMPLATE_PATH)["Parameters"]["ReservedConcurrency"]
+    assert declared["MinValue"] == 0 and str(declared["Default"]) == "0"
+    assert "ReservedConcurrentExecutions" not in stack("defaults").properties(FUNCTION_ID)
 
 
 @every_parameter_set
@@ -298,6 +318,35 @@ def test_queues_are_encrypted_and_keep_messages_14_days(parameter_set: str) -> N
     for queue in queues.values():
         assert queue["Properties"].get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue["Properties"]
         assert queue["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
+
+
+# What deleting the stack keeps -----------------------------------------------------------------------------
+
+RETAINED_TYPES = {"AWS::SQS::Queue", "AWS::SecurityHub::Hub"}
+"""Resources that hold what must survive the stack: events not yet judged, and the account's Security Hub."""
+
+
+def retention(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    return resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")
+
+
+def test_queues_and_hub_outlive_the_stack() -> None:
+    # "everything" creates every optional resource, the hub included.
+    detector = stack("everything")
+    kept = {logical_id: retention(resource) for logical_id, resource in detector.resources.items()
+            if resource["Type"] in RETAINED_TYPES}
+    assert kept == {
+        "RuleDeadLetterQueue": ("Retain", "Retain"),
+        "FailedInvocationQueue": ("Retain", "Retain"),
+        "SecurityHub": ("Retain", "Retain"),
+    }
+
+
+def test_forwarder_dead_letter_queue_outlives_its_stack() -> None:
+    resources = load_template(FORWARDER_PATH)["Resources"]
+    queues = {logical_id: retention(resource) for logical_id, resource in resources.items()
+              if resource["Type"] in RETAINED_TYPES}
+    assert queues == {"ForwarderDeadLetterQueue": ("Retain", "Retain")}
 
 
 # Event bus --------------------------------------------------------------------------------------------------

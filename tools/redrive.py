@@ -1,0 +1,421 @@
+"""Send the events the detector failed on back to it, and delete each one only once it has been judged.
+
+    python -m tools.redrive [--stack-name lambda-crud-detector] [--dry-run] [--concurrency 4]
+
+Two queues hold such events: the failed-invocation queue, Lambda's on-failure destination, whose messages are
+destination records with the event in ``requestPayload``; and the rule's dead-letter queue, whose messages are the
+events EventBridge could not deliver. Each event is sent to the function synchronously, and its message is deleted
+only when the function answered without an error. Anything else keeps the message where it was, and is reported:
+an error of the function, a refused or throttled invocation, a body that is not an event. Sending an event twice
+is harmless: its finding's Id is stable, so Security Hub keeps one finding.
+
+The queue URLs and the function default to the stack's outputs (FailedInvocationQueueUrl, RuleDeadLetterQueueUrl,
+DetectorFunctionArn). Credentials and Region come from the usual AWS chain (environment, AWS_PROFILE, SSO); the
+endpoints too, so AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_CLOUDFORMATION point it
+at local services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+DEFAULT_STACK_NAME = "lambda-crud-detector"
+FAILED_INVOCATIONS = "failed-invocations"
+DEAD_LETTERS = "dead-letters"
+QUEUE_OUTPUTS = {FAILED_INVOCATIONS: "FailedInvocationQueueUrl", DEAD_LETTERS: "RuleDeadLetterQueueUrl"}
+FUNCTION_OUTPUT = "DetectorFunctionArn"
+
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# A message stays hidden from other readers while its event is being sent: longer than the longest synchronous
+# invocation Lambda allows, with room for a retried one. If this tool dies, its messages reappear after that.
+VISIBILITY_TIMEOUT_SECONDS = 1800
+# Long polling asks every SQS server, so an empty answer means the queue has nothing visible left.
+WAIT_TIME_SECONDS = 2
+MAX_MESSAGES_PER_RECEIVE = 10
+PROGRESS_EVERY = 25
+"""A progress line on stderr after this many messages of one queue."""
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+class MalformedMessage(ValueError):
+    """A message whose body is not an event this queue can hold; it is kept, never sent."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    kind: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: redriven and deleted, or kept with the reason (``error``)."""
+
+    queue: str
+    message_id: str
+    event: str
+    """Which event the message holds, for the report: its eventName and eventID when it has them."""
+    error: str | None = None
+    deleted: bool = False
+
+    @property
+    def kept(self) -> bool:
+        return self.error is not None
+
+    def line(self, dry_run: bool = False) -> str:
+        status = "KEPT" if self.kept else "would redrive" if dry_run else "redriven"
+        text = f"{status:<13} {self.queue:<18} {self.message_id}  {self.event}"
+        return printable(f"{text}  {self.error}" if self.error else text)
+
+
+@dataclass
+class Progress:
+    """Counts handled messages and prints a line on stderr every ``every`` of them."""
+
+    queue: str
+    expected: int | None
+    stream: TextIO = sys.stderr
+    every: int = PROGRESS_EVERY
+    handled: int = 0
+    kept: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.handled += 1
+            self.kept += outcome.kept
+            if self.handled % self.every == 0:
+                about = f" of about {self.expected}" if self.expected else ""
+                print(f"redrive: {self.queue}: {self.handled}{about} messages handled, {self.kept} kept",
+                      file=self.stream, flush=True)
+
+
+# Reading a message -------------------------------------------------------------------------------------------
+
+
+def event_payload(kind: str, body: str) -> bytes:
+    """The event a message of queue ``kind`` holds, as the function is to receive it."""
+    try:
+        content = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise MalformedMessage(f"the message body is not JSON ({error})") from None
+    if kind == FAILED_INVOCATIONS:
+        if not isinstance(content, Mapping) or "requestPayload" not in content:
+            raise MalformedMessage("the message is not a Lambda destination record: it has no requestPayload")
+        return json.dumps(content["requestPayload"]).encode("utf-8")
+    # The dead-letter queue holds the event as EventBridge would have delivered it: send it unchanged.
+    return body.encode("utf-8")
+
+
+def describe_event(payload: bytes | None) -> str:
+    """``eventName eventID`` of the CloudTrail record in ``payload``, for the report; ``-`` for what it lacks."""
+    try:
+        detail = json.loads(payload).get("detail") if payload else None
+    except (ValueError, AttributeError):
+        detail = None
+    if not isinstance(detail, Mapping):
+        return "-"
+    return f"{detail.get('eventName') or '-'} {detail.get('eventID') or '-'}"
+
+
+def function_answer(response: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """Why a synchronous invocation failed (None when the function answered without an error), and its answer.
+
+    Lambda reports a function error only in FunctionError (the HTTP status is still 200). The payload is checked
+    too: an answer shaped like Lambda's error record (an errorMessage) is an error whatever the headers say, since
+    the detector never returns one, and keeping a message is always safe.
+    """
+    payload = response["Payload"].read()
+    try:
+        answer = json.loads(payload) if payload else None
+    except json.JSONDecodeError:
+        answer = None
+    error_shaped = isinstance(answer, Mapping) and "errorMessage" in answer
+    if response.get("FunctionError") or error_shaped:
+        if isinstance(answer, Mapping):
+            kind = answer.get("errorType") or response.get("FunctionError") or "Error"
+            return f"function error {kind}: {answer.get('errorMessage', '')}", answer
+        return f"function error {response.get('FunctionError')}: {payload[:500].decode('utf-8', 'replace')}", answer
+    if not 200 <= response.get("StatusCode", 0) < 300:
+        return f"invocation answered with status {response.get('StatusCode')}", answer
+    return None, answer
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidirectional characters escaped: events are written by whoever made the call, and
+    the report goes to a terminal."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+# Redriving ---------------------------------------------------------------------------------------------------
+
+
+class Redrive:
+    """Sends each message's event to ``function_name`` and deletes the message when the function accepted it."""
+
+    def __init__(self, sqs: Any, lambda_client: Any, function_name: str, dry_run: bool = False) -> None:
+        self.sqs = sqs
+        self.lambda_client = lambda_client
+        self.function_name = function_name
+        self.dry_run = dry_run
+
+    def handle(self, queue: Queue, message: Mapping[str, Any]) -> Outcome:
+        message_id = str(message.get("MessageId", "-"))
+        try:
+            payload = event_payload(queue.kind, message.get("Body", ""))
+        except MalformedMessage as malformed:
+            return Outcome(queue.kind, message_id, "-", error=f"malformed: {malformed}")
+        event = describe_event(payload)
+        if self.dry_run:
+            return Outcome(queue.kind, message_id, event)
+        try:
+            response = self.lambda_client.invoke(
+                FunctionName=self.function_name, InvocationType="RequestResponse", Payload=payload
+            )
+            error, answer = function_answer(response)
+        except (BotoCoreError, ClientError) as failure:
+            error, answer = f"invocation failed: {failure}", None
+        if error is not None:
+            return Outcome(queue.kind, message_id, event, error=error)
+        # The verdict, so that a run where everything is suddenly allowlisted or ignored stands out.
+        if isinstance(answer, Mapping) and answer.get("verdict"):
+            event = f"{event} -> {answer['verdict']}"
+        try:
+            self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        except (BotoCoreError, ClientError) as failure:
+            # Judged, but still in the queue: sending it again later is harmless.
+            return Outcome(queue.kind, message_id, event, error=f"redriven, but the message could not be deleted: {failure}")
+        return Outcome(queue.kind, message_id, event, deleted=True)
+
+
+def received_messages(sqs: Any, queue_url: str, wanted: int) -> list[dict[str, Any]]:
+    answer = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=max(1, min(wanted, MAX_MESSAGES_PER_RECEIVE)),
+        VisibilityTimeout=VISIBILITY_TIMEOUT_SECONDS,
+        WaitTimeSeconds=WAIT_TIME_SECONDS,
+    )
+    return answer.get("Messages", [])
+
+
+def drain(
+    sqs: Any,
+    queue: Queue,
+    handle: Callable[[Queue, Mapping[str, Any]], Outcome],
+    concurrency: int,
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Every message visible in ``queue``, each handled once, at most ``concurrency`` at a time.
+
+    Only ``concurrency`` messages are received ahead, so that none waits hidden in a backlog. Draining ends when
+    the queue answers with no message it has not already handed out in this run. Messages not deleted are made
+    visible again at the end (not before, or they would be received again): the queue's alarm sees them, a later
+    run retries them.
+    """
+    seen: set[str] = set()
+    remaining: list[Mapping[str, Any]] = []
+    outcomes: list[Outcome] = []
+    running: dict[Future[Outcome], Mapping[str, Any]] = {}
+
+    def collect(done: set[Future[Outcome]]) -> None:
+        for future in done:
+            message = running.pop(future)
+            outcome = future.result()
+            outcomes.append(outcome)
+            on_outcome(outcome)
+            if not outcome.deleted:
+                remaining.append(message)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="redrive") as pool:
+        queue_has_more = True
+        while queue_has_more or running:
+            if queue_has_more and len(running) < concurrency:
+                fresh = [message for message in received_messages(sqs, queue.url, concurrency - len(running))
+                         if message["MessageId"] not in seen]
+                queue_has_more = bool(fresh)
+                for message in fresh:
+                    seen.add(message["MessageId"])
+                    running[pool.submit(handle, queue, message)] = message
+            if running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                collect(done)
+    release(sqs, queue.url, remaining)
+    return outcomes
+
+
+def release(sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]]) -> None:
+    """Make ``messages`` visible again now, rather than when their visibility timeout ends."""
+    for start in range(0, len(messages), MAX_MESSAGES_PER_RECEIVE):
+        entries = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages[start:start + MAX_MESSAGES_PER_RECEIVE])
+        ]
+        try:
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+        except (BotoCoreError, ClientError):
+            pass  # they stay in the queue either way, and reappear when their visibility timeout ends
+
+
+def approximate_count(sqs: Any, queue_url: str) -> int | None:
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    except (BotoCoreError, ClientError, KeyError, ValueError):
+        return None
+
+
+# Where the queues and the function are -----------------------------------------------------------------------
+
+
+class SetupError(Exception):
+    """The queues or the function could not be found."""
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    try:
+        (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        raise SetupError(
+            f"could not read the outputs of stack {stack_name!r} ({error}); pass --stack-name, or the queue URLs "
+            "and --function-name"
+        ) from None
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def targets(arguments: argparse.Namespace, cloudformation: Callable[[], Any]) -> tuple[list[Queue], str]:
+    """The queues to drain and the function to invoke: the options given, the stack's outputs for the rest."""
+    kinds = [arguments.only] if arguments.only else [FAILED_INVOCATIONS, DEAD_LETTERS]
+    given = {FAILED_INVOCATIONS: arguments.failed_invocation_queue_url, DEAD_LETTERS: arguments.dead_letter_queue_url}
+    outputs: dict[str, str] = {}
+    if arguments.function_name is None or any(given[kind] is None for kind in kinds):
+        outputs = stack_outputs(cloudformation(), arguments.stack_name)
+
+    def from_stack(output: str) -> str:
+        if not outputs.get(output):
+            raise SetupError(f"stack {arguments.stack_name!r} has no output {output}")
+        return outputs[output]
+
+    queues = [Queue(kind, given[kind] or from_stack(QUEUE_OUTPUTS[kind])) for kind in kinds]
+    return queues, arguments.function_name or from_stack(FUNCTION_OUTPUT)
+
+
+# Command -----------------------------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.redrive",
+        description=(
+            "Send the events kept in the detector's failed-invocation queue and its rule's dead-letter queue\n"
+            "back to the function, synchronously, and delete each message only when the function judged its\n"
+            "event without an error. Every message is reported: redriven, or KEPT with the reason.\n"
+            "Exit status: 0 when every message was redriven (or none was waiting), 1 when any was kept,\n"
+            "2 when the queues or the function cannot be found."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m tools.redrive --dry-run\n"
+            "  python -m tools.redrive --stack-name lambda-crud-detector --concurrency 2\n"
+            "  python -m tools.redrive --only dead-letters --dead-letter-queue-url URL --function-name NAME\n"
+            "\n"
+            "Credentials, Region and endpoints come from the AWS chain: AWS_PROFILE, SSO, the environment,\n"
+            "AWS_ENDPOINT_URL_SQS / _LAMBDA / _CLOUDFORMATION. The caller needs cloudformation:DescribeStacks\n"
+            "(unless every URL and the function are given), sqs:ReceiveMessage, sqs:DeleteMessage,\n"
+            "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes on the queues, and lambda:InvokeFunction."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--stack-name", default=DEFAULT_STACK_NAME,
+                        help=f"the detector's stack, whose outputs give the defaults below (default: {DEFAULT_STACK_NAME})")
+    parser.add_argument("--failed-invocation-queue-url", metavar="URL",
+                        help="the function's on-failure queue (default: the stack's FailedInvocationQueueUrl)")
+    parser.add_argument("--dead-letter-queue-url", metavar="URL",
+                        help="the rule's dead-letter queue (default: the stack's RuleDeadLetterQueueUrl)")
+    parser.add_argument("--function-name", metavar="NAME_OR_ARN",
+                        help="the function to send the events to (default: the stack's DetectorFunctionArn)")
+    parser.add_argument("--only", choices=[FAILED_INVOCATIONS, DEAD_LETTERS],
+                        help="drain only this queue (default: both)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report what each message holds; invoke nothing, delete nothing (exit 1 if any is malformed)")
+    parser.add_argument("--concurrency", type=positive_int, default=4, metavar="N",
+                        help="events sent at the same time (default: 4); mind the function's reserved concurrency")
+    parser.add_argument("--region", help="AWS Region (default: the AWS configuration's)")
+    return parser
+
+
+def lambda_client(session: boto3.session.Session) -> Any:
+    # A synchronous invocation lasts as long as the function runs (up to 15 minutes); throttling is retried.
+    config = Config(
+        read_timeout=LAMBDA_MAX_TIMEOUT_SECONDS + 60,
+        connect_timeout=10,
+        retries={"mode": "standard", "max_attempts": 5},
+    )
+    return session.client("lambda", config=config)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = argument_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        session = boto3.session.Session(region_name=arguments.region)
+        queues, function_name = targets(arguments, lambda: session.client("cloudformation"))
+        sqs = session.client("sqs")
+        redrive = Redrive(sqs, lambda_client(session), function_name, arguments.dry_run)
+    except (SetupError, BotoCoreError) as error:
+        print(f"{parser.prog}: error: {explain(error)}", file=err)
+        return 2
+    outcomes: list[Outcome] = []
+    for queue in queues:
+        progress = Progress(queue.kind, approximate_count(sqs, queue.url), stream=err)
+        dry = " (dry run: nothing is sent or deleted)" if arguments.dry_run else ""
+        print(f"redrive: {queue.kind}: {queue.url} -> {function_name}{dry}", file=err, flush=True)
+
+        def report(outcome: Outcome, progress: Progress = progress) -> None:
+            print(outcome.line(arguments.dry_run), file=out, flush=True)
+            progress.add(outcome)
+
+        try:
+            outcomes += drain(sqs, queue, redrive.handle, arguments.concurrency, report)
+        except (BotoCoreError, ClientError) as error:
+            print(f"{parser.prog}: error: could not read {queue.kind} queue {queue.url}: {error}", file=err)
+            return 2
+    print(summary(outcomes, arguments.dry_run), file=out)
+    return 1 if any(outcome.kept for outcome in outcomes) else 0
+
+
+def explain(error: Exception) -> str:
+    if isinstance(error, NoRegionError):
+        return "no AWS Region: pass --region, or set AWS_REGION or your profile's region"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: configure a profile (aws configure / aws sso login) or set AWS_PROFILE"
+    return str(error)
+
+
+def summary(outcomes: Sequence[Outcome], dry_run: bool) -> str:
+    kept = sum(outcome.kept for outcome in outcomes)
+    verb = "would be redriven" if dry_run else "redriven"
+    return f"{len(outcomes)} messages: {len(outcomes) - kept} {verb}, {kept} kept."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
