@@ -36,7 +36,7 @@ $(INSTALLED): requirements-dev.txt functions/detector/requirements.txt
 
 build: $(BUILT)
 
-$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt
+$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt functions/detector/Makefile
 	@echo "==> sam build"
 	$(BIN)/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
 	@touch $@
