@@ -1,6 +1,7 @@
 """Run the built detector on this machine as Lambda runs it, against a local Security Hub: no Docker, no AWS.
 
-``local_security_hub()`` serves Security Hub's API with moto, in a child process, for one account.
+``local_security_hub()`` serves Security Hub's API with moto, in a child process, for one account, as strictly as
+AWS does (tools/strict_securityhub.py).
 ``detector_function()`` runs the function that ``sam build`` produced under the Lambda Runtime Interface Emulator
 (RIE) that the SAM CLI package ships, with awslambdaric as its runtime client: the pair ``sam local invoke`` runs
 inside its container. The function's environment is the one ``sam local invoke`` would give it, computed by the SAM
@@ -230,6 +231,9 @@ def _serve_security_hub() -> None:
     """The child process of ``local_security_hub``: serve until stdin closes."""
     from moto.server import ThreadedMotoServer
 
+    from tools import strict_securityhub
+
+    strict_securityhub.install()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
