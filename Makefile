@@ -17,13 +17,20 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: demo test venv build validate invoke docker-available findings bench clean
+.PHONY: demo test lint format-check venv build validate invoke docker-available findings bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
 
-test: $(INSTALLED)  ## Run the whole test suite (unit, template, build, end-to-end)
+test: lint  ## Lint and type-check, then run the whole test suite (unit, template, build, end-to-end)
 	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)  ## ruff's lint rules and mypy's type checks (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/mypy functions/detector tools
+
+format-check: $(INSTALLED)  ## Whether ruff format would change any file
+	$(BIN)/ruff format --check .
 
 venv: $(INSTALLED)
 

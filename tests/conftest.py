@@ -66,8 +66,9 @@ def security_hub() -> Iterator[Any]:
 @pytest.fixture
 def detector(security_hub: Any) -> ModuleType:
     """The handler module, freshly imported as in a new container, talking to the mocked Security Hub."""
-    import app
     from aws_lambda_powertools.metrics.provider import cold_start
+
+    import app
 
     cold_start.reset_cold_start_flag()  # Powertools keeps it per process; a new container starts cold
     return importlib.reload(app)

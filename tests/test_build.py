@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tools.cases import EVENTS_DIR
 from tools.cloudformation import (
     FUNCTION_ID,
     PROJECT_ROOT,
@@ -21,7 +22,6 @@ from tools.cloudformation import (
     load_template,
     subprocess_environment,
 )
-from tools.cases import EVENTS_DIR
 
 # Runs inside the clean interpreter. Security Hub is stubbed with botocore's Stubber, which also checks the
 # finding against the artifact's own API model; nothing leaves the process.

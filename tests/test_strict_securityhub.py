@@ -11,10 +11,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from tests.conftest import DETECTOR_ACCOUNT, stored_findings
 from moto.securityhub.models import securityhub_backends
 
+from tests.conftest import DETECTOR_ACCOUNT, stored_findings
 from tools.strict_securityhub import finding_errors, strict_batch_import_findings
 
 OTHER_ACCOUNT = "444455556666"

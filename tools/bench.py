@@ -467,7 +467,7 @@ def distribution_files(root: Path, members: Iterable[Distribution]) -> list[Path
     files = set()
     for distribution in members:
         for recorded in distribution.files or []:
-            path = Path(distribution.locate_file(recorded)).resolve()
+            path = Path(str(distribution.locate_file(recorded))).resolve()
             if path.is_file() and path.is_relative_to(root.resolve()):
                 files.add(path)
     return sorted(files)
@@ -647,7 +647,7 @@ def measure_pattern_cost(
     matcher = EventPattern.load(json.dumps(pattern))
     matched = in_scope = wasted = missed = allowlisted = 0
     for event in events:
-        delivered = matcher.matches_event(event)
+        delivered = matcher.matches_event(event)  # type: ignore[arg-type]  # moto types events as a TypedDict
         kind = judge(event["detail"])
         wanted = kind != "ignored"
         matched += delivered
@@ -720,10 +720,12 @@ def cold_start_details(cold: ColdStart) -> list[str]:
             f"  CPU median {ms(median(cpu)):>8}"
         )
     for subject in (DETECTOR, DETECTOR_FROM_SOURCE):
-        wall = cold.compared(subject, BASELINE)
-        if wall is not None:
-            cpu = Paired(cold.cpu(subject), cold.cpu(BASELINE))
-            lines.append(f"  {subject}: wall {wall.summary()}; CPU {cpu.summary().removeprefix('ratio: ')}")
+        paired_wall = cold.compared(subject, BASELINE)
+        if paired_wall is not None:
+            paired_cpu = Paired(cold.cpu(subject), cold.cpu(BASELINE))
+            lines.append(
+                f"  {subject}: wall {paired_wall.summary()}; CPU {paired_cpu.summary().removeprefix('ratio: ')}"
+            )
     return lines
 
 

@@ -170,8 +170,8 @@ class Stack:
                 return self.ref(argument)
             if key.startswith("Fn::"):
                 return self._function(key, argument)
-        resolved = {key: self.resolve(item) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+        resolved_items = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved_items.items() if item is not NO_VALUE}
 
     def _function(self, name: str, argument: Any) -> Any:
         if name == "Fn::If":

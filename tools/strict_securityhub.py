@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -93,8 +93,9 @@ class InvalidInputException(ServiceException):
 def finding_shape() -> Shape:
     """``AwsSecurityFinding`` from the Security Hub model of the installed botocore."""
     model = botocore.session.get_session().get_service_model("securityhub")
-    findings: Any = model.operation_model("BatchImportFindings").input_shape.members["Findings"]
-    return findings.member
+    request: Any = model.operation_model("BatchImportFindings").input_shape
+    finding: Shape = request.members["Findings"].member
+    return finding
 
 
 def finding_errors(finding: Mapping[str, Any], caller_account: str | None = None) -> list[str]:
@@ -112,9 +113,9 @@ def finding_errors(finding: Mapping[str, Any], caller_account: str | None = None
     return errors
 
 
-def _model_errors(value: Any, shape: Shape, path: str) -> Iterator[tuple[str, str]]:
-    expected = _JSON_TYPES.get(shape.type_name, (object,))
-    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+def _model_errors(value: Any, shape: Any, path: str) -> Iterator[tuple[str, str]]:
+    """``shape`` is the botocore Shape subclass its ``type_name`` names: StructureShape, ListShape, MapShape, ..."""
+    if not _has_type(value, shape.type_name):
         yield path, f"should be {shape.type_name}"
         return
     metadata = shape.metadata
@@ -126,11 +127,11 @@ def _model_errors(value: Any, shape: Shape, path: str) -> Iterator[tuple[str, st
     if isinstance(value, str):
         if "pattern" in metadata and not re.fullmatch(metadata["pattern"], value, re.DOTALL):
             yield path, f'should match pattern "{metadata["pattern"]}"'
-        if getattr(shape, "enum", None) and value not in shape.enum:  # type: ignore[attr-defined]
+        if getattr(shape, "enum", None) and value not in shape.enum:
             yield path, "should be equal to one of the allowed values"
     elif shape.type_name == "structure":
-        members: Mapping[str, Shape] = shape.members  # type: ignore[attr-defined]
-        for name in shape.required_members:  # type: ignore[attr-defined]
+        members: Mapping[str, Shape] = shape.members
+        for name in shape.required_members:
             if name not in value:
                 yield path, f"should have required property '{name}'"
         for name, item in value.items():
@@ -140,11 +141,17 @@ def _model_errors(value: Any, shape: Shape, path: str) -> Iterator[tuple[str, st
                 yield from _model_errors(item, members[name], f"{path}.{name}")
     elif shape.type_name == "list":
         for index, item in enumerate(value):
-            yield from _model_errors(item, shape.member, f"{path}[{index}]")  # type: ignore[attr-defined]
+            yield from _model_errors(item, shape.member, f"{path}[{index}]")
     elif shape.type_name == "map":
         for key, item in value.items():
-            yield from _model_errors(key, shape.key, f"{path}['{key}'] key")  # type: ignore[attr-defined]
-            yield from _model_errors(item, shape.value, f"{path}['{key}']")  # type: ignore[attr-defined]
+            yield from _model_errors(key, shape.key, f"{path}['{key}'] key")
+            yield from _model_errors(item, shape.value, f"{path}['{key}']")
+
+
+def _has_type(value: Any, type_name: str) -> bool:
+    expected = _JSON_TYPES.get(type_name, (object,))
+    # JSON's true and false are not numbers, though Python's bool is an int.
+    return isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)
 
 
 def _documented_limit_errors(finding: Mapping[str, Any]) -> Iterator[str]:
@@ -164,7 +171,8 @@ def _documented_limit_errors(finding: Mapping[str, Any]) -> Iterator[str]:
             if general in MIN_ITEMS and len(value) < MIN_ITEMS[general]:
                 yield f"{path} should NOT have fewer than {MIN_ITEMS[general]} items"
     # Severity and Types are required, either from the provider (FindingProviderFields) or at the top level.
-    provider = finding.get("FindingProviderFields") if isinstance(finding.get("FindingProviderFields"), Mapping) else {}
+    raw_provider = finding.get("FindingProviderFields")
+    provider: Mapping[str, Any] = raw_provider if isinstance(raw_provider, Mapping) else {}
     if not any(isinstance(where.get("Severity"), Mapping) and "Label" in where["Severity"] for where in (provider, finding)):
         yield "FindingProviderFields should have required property 'Severity.Label', data should match some schema in anyOf"
     if not any(where.get("Types") for where in (provider, finding)):

@@ -105,7 +105,8 @@ def finding_id(record: Mapping[str, Any]) -> str:
 def build_finding(event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> dict[str, Any]:
     """The ASFF finding for a record the rule judged a finding."""
     record = event.record
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
+    raw_identity = record.get("userIdentity")
+    identity: Mapping[str, Any] = raw_identity if isinstance(raw_identity, Mapping) else {}
     event_name = _str(record.get("eventName")) or "unknown"
     action = verdict.action or event_name
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or "unknown-account"
