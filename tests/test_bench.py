@@ -65,7 +65,6 @@ def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Pat
     assert environment["LAMBDA_TASK_ROOT"] == str(artifact)
     assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
     assert environment["EXTRA_ACTIONS"] == ""
-    assert "ENABLE_TRACING" not in environment
     assert environment["AWS_SHARED_CREDENTIALS_FILE"] == environment["AWS_CONFIG_FILE"] == "/dev/null"
     assert not any(key in environment for key in ("AWS_PROFILE", "VIRTUAL_ENV", "PYTHONHOME"))
 
@@ -211,7 +210,6 @@ def test_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) 
                     "invocations per 1,000"):
         assert measure in text
     assert "CPUs" in text and "repetitions:" in text
-    assert "ENABLE_TRACING" not in text  # the function has no tracing variant to measure
 
 
 def test_main_refuses_a_directory_without_a_built_function(tmp_path: Path) -> None:
