@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -463,13 +464,14 @@ def distribution_closure(root: Path, top: Iterable[str]) -> list[Distribution]:
 
 
 def distribution_files(root: Path, members: Iterable[Distribution]) -> list[Path]:
-    """The files these distributions installed in ``root`` (per their RECORD) that are there."""
+    """The files these distributions installed in ``root`` (per their RECORD) that are there, with the bytecode
+    compiled for their modules after installation (RECORD does not list it)."""
     files = set()
     for distribution in members:
         for recorded in distribution.files or []:
             path = Path(str(distribution.locate_file(recorded))).resolve()
-            if path.is_file() and path.is_relative_to(root.resolve()):
-                files.add(path)
+            candidates = [path, Path(importlib.util.cache_from_source(str(path)))] if path.suffix == ".py" else [path]
+            files.update(item for item in candidates if item.is_file() and item.is_relative_to(root.resolve()))
     return sorted(files)
 
 
