@@ -59,8 +59,8 @@ def test_paired_ratio_is_the_median_of_the_ratios_of_samples_taken_together() ->
         bench.Paired(subject=(1.0,), baseline=(1.0, 2.0))
 
 
-def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Path, function: dict[str, Any]) -> None:
-    environment = bench.lambda_environment(function, artifact, [artifact])
+def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Path) -> None:
+    environment = bench.lambda_environment(artifact)
     assert environment["PYTHONPATH"] == str(artifact)
     assert environment["LAMBDA_TASK_ROOT"] == str(artifact)
     assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
@@ -91,8 +91,8 @@ def test_cold_start_figures(artifact: Path, function: dict[str, Any], tmp_path: 
     assert all(any(line.strip().startswith(name) for line in details) for name in cold.timings)
 
 
-def test_an_import_that_fails_says_why(artifact: Path, function: dict[str, Any]) -> None:
-    environment = bench.lambda_environment(function, artifact, [artifact])
+def test_an_import_that_fails_says_why(artifact: Path) -> None:
+    environment = bench.lambda_environment(artifact)
     variant = bench.ImportVariant("broken", "import no_such_module_anywhere", environment, artifact)
     with pytest.raises(bench.ImportFailedError, match="no_such_module_anywhere"):
         bench.time_import(variant)

@@ -46,6 +46,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools import local_runtime
 from tools.cases import INVALID, PROJECT_ROOT, load_cases
 from tools.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
 
@@ -150,39 +151,11 @@ def detector_function() -> dict[str, Any]:
     return Stack(load_template(TEMPLATE_PATH)).properties(FUNCTION_ID)
 
 
-def lambda_environment(function: Mapping[str, Any], task_root: Path, python_path: Sequence[Path]) -> dict[str, str]:
-    """The environment Lambda gives the function (reserved variables and the template's own), with dummy
-    credentials and no shared AWS configuration, plus PYTHONPATH and no bytecode writing (/var/task is read-only).
-    """
-    name = str(function.get("FunctionName", FUNCTION_ID))
-    logging = function.get("LoggingConfig", {})
-    environment = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "LAMBDA_TASK_ROOT": str(task_root),
-        "_HANDLER": str(function["Handler"]),
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{function['Runtime']}",
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.get("MemorySize", 128)),
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/27/[$LATEST]0123456789abcdef",
-        "AWS_LAMBDA_LOG_FORMAT": str(logging.get("LogFormat", "Text")),
-        "AWS_LAMBDA_LOG_LEVEL": str(logging.get("ApplicationLogLevel", "INFO")),
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "ASIABENCHMARKEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "benchmark-dummy-secret",
-        "AWS_SESSION_TOKEN": "benchmark-dummy-token",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "PYTHONPATH": os.pathsep.join(str(path) for path in python_path),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    environment.update({key: str(value) for key, value in function.get("Environment", {}).get("Variables", {}).items()})
-    return environment
+def lambda_environment(task_root: Path) -> dict[str, str]:
+    """The environment Lambda gives the function under the template's defaults, as the demo and the end-to-end
+    tests build it (tools/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
+    function = local_runtime.template_function(TEMPLATE_PATH)
+    return local_runtime.lambda_environment(function, task_root, [task_root])
 
 
 def handler_module(function: Mapping[str, Any]) -> str:
@@ -278,8 +251,8 @@ def measure_cold_start(artifact: Path, function: Mapping[str, Any], runs: int, s
     baseline from source: what any function bundling the SDK without bytecode pays at each cold start."""
     detector_import = f"import {handler_module(function)}"
     source = source_only_copy(artifact, scratch / "source")
-    built_environment = lambda_environment(function, artifact, [artifact])
-    source_environment = lambda_environment(function, source, [source])
+    built_environment = lambda_environment(artifact)
+    source_environment = lambda_environment(source)
     variants = [
         ImportVariant(BASELINE, BASELINE_IMPORT, source_environment, source),
         ImportVariant(DETECTOR, detector_import, built_environment, artifact),
@@ -335,7 +308,7 @@ def run_in_lambda_process(mode: str, job: Mapping[str, Any], artifact: Path, fun
     completed = subprocess.run(
         [sys.executable, "-S", "-P", str(WORKER), mode],
         input=json.dumps(job),
-        env=lambda_environment(function, artifact, [artifact]),
+        env=lambda_environment(artifact),
         cwd=artifact,
         capture_output=True,
         text=True,
@@ -466,7 +439,7 @@ def distribution_closure(root: Path, top: Iterable[str]) -> list[Distribution]:
 def distribution_files(root: Path, members: Iterable[Distribution]) -> list[Path]:
     """The files these distributions installed in ``root`` (per their RECORD) that are there, with the bytecode
     compiled for their modules after installation (RECORD does not list it)."""
-    files = set()
+    files: set[Path] = set()
     for distribution in members:
         for recorded in distribution.files or []:
             path = Path(str(distribution.locate_file(recorded))).resolve()

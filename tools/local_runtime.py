@@ -370,17 +370,22 @@ def detector_environment(
 
 def built_function(build_dir: Path = BUILD_DIR) -> Any:
     """DetectorFunction as the SAM CLI reads it from the built template: parameters, Globals and maps resolved."""
-    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
-    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
-
     template = build_dir / "template.yaml"
     if not template.is_file():
         raise LocalRuntimeError(f"no built function in {build_dir}: run `make build` (sam build) first")
-    stacks, _ = SamLocalStackProvider.get_stacks(str(template))
-    function = SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get(FUNCTION_ID)
+    function = template_function(template)
     if function is None or not Path(function.codeuri).is_dir():
         raise LocalRuntimeError(f"{template} has no built {FUNCTION_ID}: run `make build` (sam build) again")
     return function
+
+
+def template_function(template: Path) -> Any:
+    """DetectorFunction as the SAM CLI reads it from ``template`` (None if absent), with the parameters' defaults."""
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(template))
+    return SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get(FUNCTION_ID)
 
 
 def lambda_environment(function: Any, code_dir: Path, python_path: Sequence[Path]) -> dict[str, str]:
