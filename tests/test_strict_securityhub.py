@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from moto.securityhub.models import securityhub_backends
 
 from tests.conftest import DETECTOR_ACCOUNT, stored_findings
+from tools.local_runtime import local_security_hub
 from tools.strict_securityhub import finding_errors, strict_batch_import_findings
 
 OTHER_ACCOUNT = "444455556666"
@@ -145,3 +146,17 @@ def test_harness_local_security_hub_judges_what_the_model_and_the_documentation_
     assert failed[0]["ErrorCode"] == "InvalidInput"
     assert failed[0]["ErrorMessage"].startswith("Finding does not adhere to Amazon Finding Format. data")
     assert stored_findings(security_hub) == []
+
+
+@pytest.mark.integration
+def test_harness_local_security_hub_server_of_the_demo_is_as_strict() -> None:
+    """The moto server in its own process (make demo, the end-to-end tests) runs the same checks."""
+    with local_security_hub(account_id=DETECTOR_ACCOUNT) as hub:
+        client = hub.client()
+        answer = client.batch_import_findings(Findings=[a_finding(Title="t" * 300)])
+        assert [failed["ErrorCode"] for failed in answer["FailedFindings"]] == ["InvalidInput"]
+        with pytest.raises(ClientError, match="AccessDeniedException"):
+            client.batch_import_findings(Findings=[a_finding(AwsAccountId=OTHER_ACCOUNT)])
+        client.batch_import_findings(Findings=[a_finding(Title="first")])
+        client.batch_import_findings(Findings=[a_finding(Title="older", UpdatedAt="2026-11-20T09:15:30Z")])
+        assert [finding["Title"] for finding in stored_findings(client)] == ["first"]
