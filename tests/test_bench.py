@@ -49,7 +49,7 @@ def assert_paired_figures_sane(paired: bench.Paired, samples: int) -> None:
     assert paired.summary().startswith(f"ratio: median of paired {bench.ratio_text(paired.ratio)}")
 
 
-def test_paired_ratio_is_the_median_of_the_ratios_of_samples_taken_together() -> None:
+def test_harness_bench_paired_ratio_is_the_median_of_the_ratios_of_samples_taken_together() -> None:
     # Per pair 2.0, 2.5 and 4.0: the median of those, not the ratio of the medians (3 / 1 = 3.0) nor of the
     # minima (2 / 0.75 = 2.67).
     paired = bench.Paired(subject=(2.0, 5.0, 3.0), baseline=(1.0, 2.0, 0.75))
@@ -59,7 +59,7 @@ def test_paired_ratio_is_the_median_of_the_ratios_of_samples_taken_together() ->
         bench.Paired(subject=(1.0,), baseline=(1.0, 2.0))
 
 
-def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Path) -> None:
+def test_harness_bench_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Path) -> None:
     environment = bench.lambda_environment(artifact)
     assert environment["PYTHONPATH"] == str(artifact)
     assert environment["LAMBDA_TASK_ROOT"] == str(artifact)
@@ -70,7 +70,7 @@ def test_lambda_environment_sees_only_the_artifact_and_no_real_aws(artifact: Pat
 
 
 @pytest.mark.slow
-def test_cold_start_figures(artifact: Path, function: dict[str, Any], tmp_path: Path) -> None:
+def test_harness_bench_cold_start_figures(artifact: Path, function: dict[str, Any], tmp_path: Path) -> None:
     runs = 2
     cold = bench.measure_cold_start(artifact, function, runs, tmp_path)
 
@@ -91,7 +91,7 @@ def test_cold_start_figures(artifact: Path, function: dict[str, Any], tmp_path: 
     assert all(any(line.strip().startswith(name) for line in details) for name in cold.timings)
 
 
-def test_an_import_that_fails_says_why(artifact: Path) -> None:
+def test_harness_bench_an_import_that_fails_says_why(artifact: Path) -> None:
     environment = bench.lambda_environment(artifact)
     variant = bench.ImportVariant("broken", "import no_such_module_anywhere", environment, artifact)
     with pytest.raises(bench.ImportFailedError, match="no_such_module_anywhere"):
@@ -99,7 +99,7 @@ def test_an_import_that_fails_says_why(artifact: Path) -> None:
 
 
 @pytest.mark.slow
-def test_warm_cpu_figures(artifact: Path, function: dict[str, Any]) -> None:
+def test_harness_bench_warm_cpu_figures(artifact: Path, function: dict[str, Any]) -> None:
     warm = bench.measure_warm_cpu(artifact, function, TINY)
 
     assert_paired_figures_sane(warm.per_invocation, TINY.warm_rounds)
@@ -113,7 +113,7 @@ def test_warm_cpu_figures(artifact: Path, function: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_memory_figures(artifact: Path, function: dict[str, Any]) -> None:
+def test_harness_bench_memory_figures(artifact: Path, function: dict[str, Any]) -> None:
     memory = bench.measure_memory(artifact, function, TINY)
 
     for use in (memory.detector, memory.baseline):
@@ -137,7 +137,7 @@ def fake_distribution(root: Path, name: str, requires: list[str], files: dict[st
         (root / relative).write_bytes(content)
 
 
-def test_package_size_compares_with_the_sdk_and_its_dependencies_only(tmp_path: Path) -> None:
+def test_harness_bench_package_size_compares_with_the_sdk_and_its_dependencies_only(tmp_path: Path) -> None:
     boto3_requires = ["botocore<2", 'awscrt==0.1; extra == "crt"']
     fake_distribution(tmp_path, "boto3", boto3_requires, {"boto3/__init__.py": b"b" * 300})
     fake_distribution(tmp_path, "botocore", ["jmespath (>=0.7.1,<2.0.0)"], {"botocore/__init__.py": b"c" * 500})
@@ -161,7 +161,7 @@ def test_package_size_compares_with_the_sdk_and_its_dependencies_only(tmp_path: 
     assert rows[1].baseline == bench.mib(sizes.sdk.zipped_bytes, 1024 * 1024)
 
 
-def test_synthetic_mix_is_deterministic_and_realistic() -> None:
+def test_harness_bench_synthetic_mix_is_deterministic_and_realistic() -> None:
     events = bench.synthetic_lambda_events(1000, seed=7)
     assert events == bench.synthetic_lambda_events(1000, seed=7)
     assert events != bench.synthetic_lambda_events(1000, seed=8)
@@ -171,7 +171,7 @@ def test_synthetic_mix_is_deterministic_and_realistic() -> None:
     assert len({event["detail"]["eventID"] for event in events}) == len(events)
 
 
-def test_pattern_cost_counts_what_is_delivered_against_what_is_in_scope(function: dict[str, Any]) -> None:
+def test_harness_bench_pattern_cost_counts_what_is_delivered_against_what_is_in_scope(function: dict[str, Any]) -> None:
     events = bench.synthetic_lambda_events(TINY.pattern_events, TINY.seed)
     judge = bench.rule_judge(function)
     in_scope = sum(judge(event["detail"]) != "ignored" for event in events)
@@ -191,7 +191,7 @@ def test_pattern_cost_counts_what_is_delivered_against_what_is_in_scope(function
     assert written.per_thousand(written.matched) == pytest.approx(1000 * written.matched / len(events))
 
 
-def test_table_has_a_line_per_row_and_aligned_columns() -> None:
+def test_harness_bench_table_has_a_line_per_row_and_aligned_columns() -> None:
     rows = [bench.Row("a measure", "1 ms", "2 ms", "0.50", "≤ 1.30", "yes"), bench.Row("b", "", "", "", "0", "NO")]
     lines = bench.render_table(rows).splitlines()
     assert lines[0].split(" | ")[0].strip() == "measure" and len(lines) == 2 + len(rows)
@@ -199,7 +199,7 @@ def test_table_has_a_line_per_row_and_aligned_columns() -> None:
 
 
 @pytest.mark.slow
-def test_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_harness_bench_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "QUICK", TINY)
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
@@ -212,5 +212,5 @@ def test_main_prints_one_table(artifact: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "CPUs" in text and "repetitions:" in text
 
 
-def test_main_refuses_a_directory_without_a_built_function(tmp_path: Path) -> None:
+def test_harness_bench_main_refuses_a_directory_without_a_built_function(tmp_path: Path) -> None:
     assert bench.main(["--artifact", str(tmp_path)]) == 2
