@@ -173,12 +173,14 @@ def _documented_limit_errors(finding: Mapping[str, Any]) -> Iterator[str]:
     # Severity and Types are required, either from the provider (FindingProviderFields) or at the top level.
     raw_provider = finding.get("FindingProviderFields")
     provider: Mapping[str, Any] = raw_provider if isinstance(raw_provider, Mapping) else {}
-    if not any(isinstance(where.get("Severity"), Mapping) and "Label" in where["Severity"] for where in (provider, finding)):
+    if not any(
+        isinstance(where.get("Severity"), Mapping) and "Label" in where["Severity"] for where in (provider, finding)
+    ):
         yield "FindingProviderFields should have required property 'Severity.Label', data should match some schema in anyOf"
     if not any(where.get("Types") for where in (provider, finding)):
         yield "FindingProviderFields should have required property 'Types', data should match some schema in anyOf"
     fields = finding.get("ProductFields")
-    for key, value in (fields.items() if isinstance(fields, Mapping) else ()):
+    for key, value in fields.items() if isinstance(fields, Mapping) else ():
         if isinstance(key, str) and (len(key) > PRODUCT_FIELD_KEY_MAX or key.startswith("aws/")):
             yield f"ProductFields key '{key[:40]}' is longer than {PRODUCT_FIELD_KEY_MAX} or uses the reserved aws/"
         if isinstance(value, str) and len(value) > PRODUCT_FIELD_VALUE_MAX:
@@ -198,7 +200,9 @@ def _leaves_and_containers(value: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def _account_errors(finding: Mapping[str, Any], caller_account: str | None) -> list[str]:
-    product = re.fullmatch(r"arn:[^:]+:securityhub:[^:]+:(\d{12}):product/(\d{12})/default", str(finding.get("ProductArn")))
+    product = re.fullmatch(
+        r"arn:[^:]+:securityhub:[^:]+:(\d{12}):product/(\d{12})/default", str(finding.get("ProductArn"))
+    )
     if product is None:
         return [f"ProductArn {finding.get('ProductArn')!r} is not a default product ARN"]
     caller = caller_account or product.group(1)
@@ -235,7 +239,9 @@ def strict_batch_import_findings(
     for finding in findings:
         if errors := finding_errors(finding, self.account_id):
             message = f"{FORMAT_ERROR} {', '.join(errors)}."
-            failed.append({"Id": str(finding.get("Id") or "(no Id)"), "ErrorCode": "InvalidInput", "ErrorMessage": message})
+            failed.append(
+                {"Id": str(finding.get("Id") or "(no Id)"), "ErrorCode": "InvalidInput", "ErrorMessage": message}
+            )
             continue
         stored = next((item for item in self.findings if item.id == finding["Id"]), None)
         if stored is None:
