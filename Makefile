@@ -23,13 +23,20 @@ $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID = testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY = testing
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test venv build validate invoke docker-available findings backtest bench clean
+.PHONY: demo test lint format-check venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
 
-test: $(INSTALLED)  ## Run the whole test suite (unit, template, build, end-to-end)
+test: lint  ## Lint and type-check, then run the whole test suite (unit, template, build, end-to-end)
 	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)  ## ruff's lint rules and mypy's type checks (configured in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/mypy functions/detector tools
+
+format-check: $(INSTALLED)  ## Whether ruff format would change any file
+	$(BIN)/ruff format --check .
 
 venv: $(INSTALLED)
 
@@ -42,7 +49,7 @@ $(INSTALLED): requirements-dev.txt functions/detector/requirements.txt
 
 build: $(BUILT)
 
-$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt
+$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt functions/detector/Makefile
 	@echo "==> sam build"
 	$(BIN)/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
 	@touch $@

@@ -41,6 +41,11 @@ SAMPLE_RULE_SETTINGS = RuleSettings.from_config(os.environ["ALLOWLIST_PATTERNS"]
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402  (imported before the handler so its client is mockable)
 
+from tools import strict_securityhub  # noqa: E402
+
+# Every mocked Security Hub in the tests judges imports as AWS does: limits, accounts, UpdatedAt.
+strict_securityhub.install()
+
 DETECTOR_ACCOUNT = "123456789012"
 DETECTOR_FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{DETECTOR_ACCOUNT}:function:DetectorFunction"
 
@@ -66,7 +71,7 @@ def lambda_context() -> FakeLambdaContext:
 
 @pytest.fixture
 def security_hub() -> Iterator[Any]:
-    """A mocked Security Hub, and a client to read it back."""
+    """A mocked Security Hub as strict as the real one (tools/strict_securityhub.py), and a client to read it back."""
     with mock_aws():
         yield boto3.client("securityhub", region_name="us-east-1")
 
@@ -74,8 +79,11 @@ def security_hub() -> Iterator[Any]:
 @pytest.fixture
 def detector(security_hub: Any) -> ModuleType:
     """The handler module, freshly imported as in a new container, talking to the mocked Security Hub."""
+    from aws_lambda_powertools.metrics.provider import cold_start
+
     import app
 
+    cold_start.reset_cold_start_flag()  # Powertools keeps it per process; a new container starts cold
     return importlib.reload(app)
 
 

@@ -291,7 +291,7 @@ def test_well_formed_entries_are_understood_as_written() -> None:
 def test_the_handler_refuses_to_start_with_a_malformed_allowlist(
     detector: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("ALLOWLIST_PATTERNS", f"arn:aws:iam::123456789012:role/DeployRole;bogusKey=x")
+    monkeypatch.setenv("ALLOWLIST_PATTERNS", "arn:aws:iam::123456789012:role/DeployRole;bogusKey=x")
     with pytest.raises(SettingsError, match=re.escape("'arn:aws:iam::123456789012:role/DeployRole;bogusKey=x'")):
         importlib.reload(detector)
     refusals = [record for record in caplog.records if record.getMessage().startswith("Refusing to start")]

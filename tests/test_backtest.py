@@ -26,11 +26,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
-import rule
 from botocore.stub import Stubber
 from moto import mock_aws
-from publisher import FindingPublisher
 
+import rule
+from publisher import FindingPublisher
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
 from tools import backtest, bench_backtest
@@ -243,7 +243,7 @@ def test_a_lone_surrogate_in_one_request_does_not_hide_the_file(tmp_path: Path) 
 def test_json_nested_too_deep_to_parse_is_named_not_a_crash(tmp_path: Path) -> None:
     write_log(tmp_path / "good.json.gz", sample_records())
     nested = "[" * 50_000 + "]" * 50_000
-    (tmp_path / "deep.json").write_text('{"Records": [{"requestParameters": %s}]}' % nested)
+    (tmp_path / "deep.json").write_text('{"Records": [{"requestParameters": ' + nested + "}]}")
     status, report = run_json(["--path", str(tmp_path), "--workers", "1"])
     assert status == 1 and [error["source"] for error in report["errors"]] == [str(tmp_path / "deep.json")]
     assert "RecursionError" in report["errors"][0]["error"] and report["counts"]["finding"] > 0

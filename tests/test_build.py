@@ -1,8 +1,10 @@
 """``sam build`` produces an arm64 artifact that works on its own: imported by a bare Python 3.13 whose only
-path is the artifact, it finds boto3 and Powertools there and handles events without any network call."""
+path is the artifact, it finds boto3 and Powertools there and handles events without any network call. It ships
+bytecode for every module, usable on Lambda's read-only /var/task, so a cold start compiles nothing."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tools.cases import EVENTS_DIR
 from tools.cloudformation import (
     FUNCTION_ID,
     PROJECT_ROOT,
@@ -19,7 +22,6 @@ from tools.cloudformation import (
     load_template,
     subprocess_environment,
 )
-from tools.cases import EVENTS_DIR
 
 # Runs inside the clean interpreter. Security Hub is stubbed with botocore's Stubber, which also checks the
 # finding against the artifact's own API model; nothing leaves the process.
@@ -96,18 +98,50 @@ def test_build_targets_arm64_with_pure_python_dependencies(built_function: Path)
     assert sorted(str(path.relative_to(artifact)) for path in artifact.rglob("*.so")) == []
 
 
+# Counts the modules compiled from source while the handler is imported; a valid .pyc is loaded without compiling.
+COMPILE_PROBE = r"""
+import importlib.machinery, json, sys
+
+compiled = []
+compile_source = importlib.machinery.SourceFileLoader.source_to_code
+
+def counting_source_to_code(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return compile_source(self, data, path, *args, **kwargs)
+
+importlib.machinery.SourceFileLoader.source_to_code = counting_source_to_code
+import app
+print(json.dumps({"compiled": compiled, "modules": sorted(sys.modules)}))
+"""
+
+
 @pytest.mark.slow
-def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, tmp_path: Path) -> None:
+def test_artifact_holds_unchecked_hash_bytecode_for_every_module(built_function: Path) -> None:
     artifact = built_function / FUNCTION_ID
+    sources = sorted(artifact.rglob("*.py"))
+    flags_by_module: dict[str, int] = {}
+    for source in sources:
+        # The name this interpreter (Python 3.13, the runtime's version) looks for: __pycache__/NAME.cpython-313.pyc
+        bytecode = Path(importlib.util.cache_from_source(str(source)))
+        header = bytecode.read_bytes()[:8] if bytecode.is_file() else b""
+        assert header[:4] == importlib.util.MAGIC_NUMBER, f"{source.relative_to(artifact)} has no Python 3.13 .pyc"
+        flags_by_module[str(source.relative_to(artifact))] = int.from_bytes(header[4:8], "little")
+    # PEP 552: bit 0 set = hash-based; bit 1 clear = unchecked, so the source is never read or hashed at import.
+    assert {flags for flags in flags_by_module.values()} == {0b01}
+    for module in ("app.py", "rule.py", "botocore/client.py", "boto3/session.py", "aws_lambda_powertools/__init__.py"):
+        assert module in flags_by_module
+
+
+def run_in_clean_interpreter(artifact: Path, run_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python3.13 -S`` whose only path is the artifact, with the function's environment as deployed, no shared AWS
+    configuration, and no bytecode writing (Lambda's /var/task is read-only)."""
     python = shutil.which("python3.13", path=subprocess_environment()["PATH"])
     assert python is not None, "python3.13 is not on PATH"
-    run_dir = tmp_path / "cwd"
-    run_dir.mkdir()
-    result_file = tmp_path / "result.json"
     environment = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(run_dir),
         "PYTHONPATH": str(artifact),
+        "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_ID,  # reserved: Lambda always sets it
@@ -123,10 +157,27 @@ def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, 
         "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
-    completed = subprocess.run(
-        [python, "-S", "-c", PROBE, str(result_file), str(EVENTS_DIR)],
-        cwd=run_dir, env=environment, capture_output=True, text=True, timeout=120, check=False,
+    return subprocess.run(
+        [python, "-S", *argv], cwd=run_dir, env=environment, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+@pytest.mark.slow
+def test_importing_the_handler_from_the_artifact_compiles_nothing(built_function: Path, tmp_path: Path) -> None:
+    completed = run_in_clean_interpreter(built_function / FUNCTION_ID, tmp_path, "-c", COMPILE_PROBE)
+    assert completed.returncode == 0, completed.stderr
+    probe = json.loads(completed.stdout.splitlines()[-1])
+    assert {"app", "botocore.client", "aws_lambda_powertools.metrics"} <= set(probe["modules"])
+    assert probe["compiled"] == []
+
+
+@pytest.mark.slow
+def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, tmp_path: Path) -> None:
+    artifact = built_function / FUNCTION_ID
+    run_dir = tmp_path / "cwd"
+    run_dir.mkdir()
+    result_file = tmp_path / "result.json"
+    completed = run_in_clean_interpreter(artifact, run_dir, "-c", PROBE, str(result_file), str(EVENTS_DIR))
     assert completed.returncode == 0, completed.stdout + completed.stderr
     probe: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
 

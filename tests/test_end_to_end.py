@@ -134,7 +134,7 @@ def logs_of(invocation: Invocation) -> str:
 # The emulator ------------------------------------------------------------------------------------------------
 
 
-def test_emulator_gives_the_function_arn_the_local_security_hub_is_set_up_for(probe_dir: Path) -> None:
+def test_harness_emulator_gives_the_function_arn_the_local_security_hub_is_set_up_for(probe_dir: Path) -> None:
     with probe_function(probe_dir) as probe:
         seen = probe.invoke({"hello": "probe"}).payload
     assert seen["invoked_function_arn"] == EMULATOR_FUNCTION_ARN
@@ -143,7 +143,7 @@ def test_emulator_gives_the_function_arn_the_local_security_hub_is_set_up_for(pr
         assert security_hub.account_id == account_of(EMULATOR_FUNCTION_ARN)
 
 
-def test_function_process_sees_only_its_code_and_the_runtime_client(probe_dir: Path) -> None:
+def test_harness_function_process_sees_only_its_code_and_the_runtime_client(probe_dir: Path) -> None:
     with probe_function(probe_dir) as probe:
         seen = probe.invoke({}).payload
     assert seen["no_site"] == 1
@@ -153,14 +153,14 @@ def test_function_process_sees_only_its_code_and_the_runtime_client(probe_dir: P
     assert seen["boto3_importable"] is False  # so the detector's boto3 can only come from its artifact
 
 
-def test_two_functions_run_side_by_side_on_their_own_ports(probe_dir: Path, detector: LocalFunction) -> None:
+def test_harness_two_functions_run_side_by_side_on_their_own_ports(probe_dir: Path, detector: LocalFunction) -> None:
     with probe_function(probe_dir) as probe:
         assert probe.endpoint_url != detector.endpoint_url
         assert probe.invoke({"n": 1}).payload["echo"] == {"n": 1}
         assert detector.invoke(FINDING_CASES[0].event).error is None
 
 
-def test_emulator_starts_again_on_other_ports_when_one_is_taken(
+def test_harness_emulator_starts_again_on_other_ports_when_one_is_taken(
     probe_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken = socket.socket()
@@ -173,7 +173,7 @@ def test_emulator_starts_again_on_other_ports_when_one_is_taken(
         assert probe.invoke({"n": 2}).payload["echo"] == {"n": 2}
 
 
-def test_services_stop_even_when_their_block_fails(probe_dir: Path) -> None:
+def test_harness_services_stop_even_when_their_block_fails(probe_dir: Path) -> None:
     with pytest.raises(RuntimeError, match="in the middle"):
         with local_security_hub() as security_hub, probe_function(probe_dir) as probe:
             probe.invoke({})  # the runtime starts on the first invocation: it must stop too
@@ -189,7 +189,7 @@ def test_services_stop_even_when_their_block_fails(probe_dir: Path) -> None:
             socket.create_connection((LOOPBACK, port), timeout=1).close()
 
 
-def test_detector_environment_is_the_templates_pointed_at_the_local_security_hub(build_dir: Path) -> None:
+def test_harness_detector_environment_is_the_templates_pointed_at_the_local_security_hub(build_dir: Path) -> None:
     function = built_function(build_dir)
     environment = detector_environment(function, "http://127.0.0.1:1234", {"ALLOWLIST_PATTERNS": "*Ops"})
     code = Path(function.codeuri)
@@ -202,7 +202,7 @@ def test_detector_environment_is_the_templates_pointed_at_the_local_security_hub
     assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
     assert environment["POWERTOOLS_LOG_LEVEL"] == environment["AWS_LAMBDA_LOG_LEVEL"] == "INFO"
     assert environment["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
-    assert environment["EXTRA_ACTIONS"] == "" and "ENABLE_TRACING" not in environment
+    assert environment["EXTRA_ACTIONS"] == ""
     assert environment["AWS_CONFIG_FILE"] == environment["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
 
 

@@ -20,6 +20,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from rule import CRUD_ACTIONS, RuleSettings, action_of, evaluate
+from tools.cases import load_cases
 from tools.cloudformation import (
     EVENT_ID,
     FORWARDER_PATH,
@@ -31,7 +32,6 @@ from tools.cloudformation import (
     to_json,
     translate,
 )
-from tools.cases import load_cases
 
 # API versions Lambda has used, in the forms CloudTrail appends them to event names.
 API_VERSION_SUFFIXES = (

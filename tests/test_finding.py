@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -255,7 +254,7 @@ def test_event_time_becomes_an_asff_timestamp() -> None:
     assert finding["CreatedAt"] == "2026-11-20T09:15:31.500Z"
 
 
-def test_validator_rejects_what_security_hub_rejects() -> None:
+def test_harness_validator_rejects_what_security_hub_rejects() -> None:
     good = finding_for(sample("update-function-code-by-iam-user.json"))
     broken_copies = {
         "long title": dict(good, Title="t" * 257),

@@ -22,11 +22,11 @@ from unittest import mock
 import boto3
 import pytest
 from botocore.stub import Stubber
+from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from moto.sts.models import sts_backends
 
 from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
-from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from publisher import CREDENTIALS_REFRESH_MARGIN, ROLE_SESSION_NAME, AssumedRolePublishers, FindingsRoleError
 from rule import evaluate
 from tests.asff import assert_valid_finding

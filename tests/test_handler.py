@@ -55,6 +55,21 @@ def test_delivering_the_same_event_three_times_leaves_one_finding(
     assert len(stored_findings(security_hub)) == 1
 
 
+def test_a_replayed_event_is_ignored_by_security_hub_not_written_again(
+    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """The finding's UpdatedAt is the event's time, so Security Hub ignores every later import of the same event:
+    a replay (or a record altered after the fact, with the same eventID and eventTime) cannot rewrite a finding."""
+    first = detector.lambda_handler(finding_case_event(), lambda_context)
+    altered = finding_case_event()
+    altered["detail"]["sourceIPAddress"] = "203.0.113.99"
+    replay = detector.lambda_handler(altered, lambda_context)
+
+    assert replay["findingId"] == first["findingId"]
+    [stored] = stored_findings(security_hub)
+    assert stored["Action"]["AwsApiCallAction"]["RemoteIpDetails"]["IpAddressV4"] == "192.0.2.44"
+
+
 def test_rejected_findings_raise_so_the_event_is_retried(
     detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,13 +176,34 @@ def test_one_info_line_per_event_without_the_record(
     assert "HIDDEN_DUE_TO_SECURITY_REASONS" not in json.dumps(lines)
 
 
+def emitted_metrics(output: str) -> dict[str, list[float]]:
+    """Each metric the handler flushed (embedded metric format on stdout), with its values."""
+    blobs = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
+    for blob in blobs:
+        assert all(directive["Namespace"] == "LambdaCrudDetector" for directive in blob["_aws"]["CloudWatchMetrics"])
+    return {
+        metric["Name"]: blob[metric["Name"]]
+        for blob in blobs
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+
+
 def test_metrics_count_each_verdict_and_the_cold_start(
     detector: ModuleType, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ignored = next(case.event for case in CASES if case.expected_verdict == "ignored")
-    detector.lambda_handler(copy.deepcopy(ignored), lambda_context)
-    output = capsys.readouterr().out
-    metrics = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
-    names = {metric["Name"] for blob in metrics for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
-    assert "Ignored" in names
-    assert all(directive["Namespace"] == "LambdaCrudDetector" for blob in metrics for directive in blob["_aws"]["CloudWatchMetrics"])
+    events = {
+        verdict: copy.deepcopy(next(case.event for case in CASES if case.expected_verdict == verdict))
+        for verdict in ("finding", "allowlisted", "ignored")
+    }
+    capsys.readouterr()
+    detector.lambda_handler(events["ignored"], lambda_context)
+    assert emitted_metrics(capsys.readouterr().out) == {"ColdStart": [1.0], "Ignored": [1.0]}
+
+    detector.lambda_handler(events["finding"], lambda_context)
+    assert emitted_metrics(capsys.readouterr().out) == {"Findings": [1.0]}
+    detector.lambda_handler(events["allowlisted"], lambda_context)
+    assert emitted_metrics(capsys.readouterr().out) == {"Allowlisted": [1.0]}
+    with pytest.raises(InvalidEventError):
+        detector.lambda_handler({"detail": {}}, lambda_context)
+    assert emitted_metrics(capsys.readouterr().out) == {"InvalidEvents": [1.0]}

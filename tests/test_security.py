@@ -30,10 +30,10 @@ from botocore.exceptions import ClientError
 from cloudtrail import InvalidEventError
 from publisher import PublishError
 from tests.asff import assert_valid_finding
-from tools.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
 from tests.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
 from tools.cases import load_cases
+from tools.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 
 ACCOUNT = "111122223333"
 DEFAULT_PATTERN = "*DeployRole"
@@ -303,6 +303,104 @@ def test_a_glob_allowlists_every_principal_whose_arn_it_matches(
     allowing = tuple(pattern for pattern in EVERY_PATTERN if pattern not in attempt.reported_under)
     verdicts = verdicts_under(detector_allowing, security_hub, attempt, allowing)
     assert verdicts == dict.fromkeys(allowing, "allowlisted")
+
+
+# --- Identities as CloudTrail writes them ------------------------------------------------------------------------
+
+
+def with_session_context(identity: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """``identity`` with more fields in its sessionContext, as CloudTrail adds them (web identity, source identity)."""
+    changed = copy.deepcopy(identity)
+    changed["sessionContext"] = {**changed.get("sessionContext", {}), **context}
+    return changed
+
+
+GITHUB_OIDC = {
+    "federatedProvider": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
+    "attributes": {},
+}
+
+
+@dataclass(frozen=True)
+class RealisticIdentity:
+    name: str
+    user_identity: dict[str, Any]
+    verdict: str
+    """The same under ``*DeployRole`` and the deployment role's exact ARN: both match the role, never a name."""
+    principal: str
+
+
+REALISTIC_IDENTITIES = [
+    # An AWS service acting with the caller's credentials (CloudFormation creating a stack's function) records the
+    # caller, with invokedBy naming the service: the caller decides.
+    RealisticIdentity(
+        "DevSandboxRole through CloudFormation (invokedBy)",
+        dict(role_session(SANDBOX_ROLE, "DeployRole"), invokedBy="cloudformation.amazonaws.com"),
+        "finding",
+        SANDBOX_ROLE,
+    ),
+    RealisticIdentity(
+        "DeployRole through CloudFormation (invokedBy)",
+        dict(role_session(DEPLOY_ROLE, "AWSCloudFormation"), invokedBy="cloudformation.amazonaws.com"),
+        "allowlisted",
+        DEPLOY_ROLE,
+    ),
+    # A GitHub Actions workflow through OIDC (AssumeRoleWithWebIdentity): the session is named by the workflow.
+    RealisticIdentity(
+        "DevSandboxRole web identity session named DeployRole (webIdFederationData)",
+        with_session_context(role_session(SANDBOX_ROLE, "DeployRole"), webIdFederationData=GITHUB_OIDC),
+        "finding",
+        SANDBOX_ROLE,
+    ),
+    # sourceIdentity is set by whoever first assumes a role and follows the session through a chain; it is the
+    # caller's claim, not an identity.
+    RealisticIdentity(
+        "DevSandboxRole session whose sourceIdentity is DeployRole",
+        with_session_context(role_session(SANDBOX_ROLE, "mallory"), sourceIdentity="DeployRole"),
+        "finding",
+        SANDBOX_ROLE,
+    ),
+    # Role chaining: the record names the last role assumed. Whoever may assume DeployRole acts as it, which is
+    # why its trust policy must admit the pipeline alone.
+    RealisticIdentity(
+        "role chain: a DevSandboxRole user who went on to assume DeployRole",
+        with_session_context(role_session(DEPLOY_ROLE, "mallory"), sourceIdentity="mallory"),
+        "allowlisted",
+        DEPLOY_ROLE,
+    ),
+    RealisticIdentity(
+        "role chain: a DeployRole session that went on to assume DevSandboxRole",
+        role_session(SANDBOX_ROLE, "codebuild-payments-api"),
+        "finding",
+        SANDBOX_ROLE,
+    ),
+    # A person in DeployRole (console switch-role, or SSO into it) is the deployment role to the allowlist: the
+    # role is what is trusted, however it is reached.
+    RealisticIdentity(
+        "a person in DeployRole, switched to in the console",
+        with_session_context(
+            role_session(DEPLOY_ROLE, "alice@example.com"),
+            attributes={"creationDate": "2026-11-20T09:01:12Z", "mfaAuthenticated": "true"},
+        ),
+        "allowlisted",
+        DEPLOY_ROLE,
+    ),
+]
+
+
+@pytest.mark.parametrize("identity", REALISTIC_IDENTITIES, ids=lambda identity: identity.name)
+def test_realistic_identities_get_their_verdict_under_the_role_allowlists(
+    detector_allowing: Callable[[str], ModuleType], security_hub: Any, identity: RealisticIdentity
+) -> None:
+    for index, pattern in enumerate((DEFAULT_PATTERN, EXACT_ROLE_PATTERN)):
+        detector = detector_allowing(pattern)
+        event = lambda_event(identity.user_identity, eventID=f"realistic-identity-{index}")
+        result = invoke(detector, event)
+        assert result["verdict"] == identity.verdict, (pattern, result["reason"])
+        assert identity.principal in result["reason"], pattern
+    findings = stored_findings(security_hub)
+    assert len(findings) == (2 if identity.verdict == "finding" else 0)
+    assert {finding["ProductFields"]["principalArn"] for finding in findings} <= {identity.principal}
 
 
 # --- Secrets in records ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
 from rule import evaluate
 from tests.asff import assert_valid_finding
+from tools.cases import load_cases
 from tools.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
@@ -35,7 +36,6 @@ from tools.cloudformation import (
     to_json,
     translate,
 )
-from tools.cases import load_cases
 
 ALARM_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:security-alerts"
 FINDINGS_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:lambda-findings"

@@ -8,16 +8,20 @@ alarms and the optional pieces that parameters switch on.
 from __future__ import annotations
 
 import functools
+import importlib
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
 
 from rule import RULE_ID as DETECTOR_RULE_ID
+from rule import RuleSettings
 from tools.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
@@ -29,6 +33,7 @@ from tools.cloudformation import (
     TEMPLATE_PATH,
     VENV_BIN,
     Stack,
+    TemplateError,
     as_list,
     load_template,
     policy_statements,
@@ -142,6 +147,19 @@ def test_every_reference_resolves(parameter_set: str) -> None:
     assert detector.resources and detector.outputs
 
 
+def test_harness_evaluator_refuses_a_reference_it_cannot_evaluate() -> None:
+    template = {
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"Tags": [{"Key": "t", "Value": {"Ref": "Topic"}}]}},
+        }
+    }
+    with pytest.raises(TemplateError, match="Topic.Ref"):
+        Stack(template).properties("Queue")
+    with pytest.raises(TemplateError, match="Queue.Nonsense"):
+        Stack(template).attribute("Queue", "Nonsense")
+
+
 @every_parameter_set
 def test_no_wildcard_actions_and_no_unconditional_wildcard_resource(parameter_set: str) -> None:
     detector = stack(parameter_set)
@@ -209,20 +227,29 @@ def test_function_configuration(parameter_set: str) -> None:
     assert 30 <= function["Timeout"] <= 900
     assert len(function["FunctionName"]) <= 64
     assert function["TracingConfig"] == {"Mode": "Active" if parameters["EnableTracing"] == "true" else "PassThrough"}
-    assert function["Environment"]["Variables"] == {
-        "ALLOWLIST_PATTERNS": parameters["AllowlistPatterns"],
-        "EXTRA_ACTIONS": parameters["ExtraActions"],
-        "POWERTOOLS_SERVICE_NAME": "lambda-crud-detector",
-        "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
-        "POWERTOOLS_LOG_LEVEL": parameters["LogLevel"],
-        "AWS_ENDPOINT_URL_SECURITYHUB": "",
-        "CANARY_FUNCTION_NAME": canary_function_name(detector),
-        "CANARY_ROLE_ARN": canary_role_arn(detector),
-        "FINDINGS_ACCOUNT": parameters["FindingsAccount"],
-        "FINDINGS_ROLE_NAME": parameters["FindingsRoleName"],
-    }
-    # Tracing is Lambda's (TracingConfig above): the function has no tracer for a variable to switch on.
-    assert "ENABLE_TRACING" not in function["Environment"]["Variables"]
+
+
+@every_parameter_set
+def test_the_functions_environment_configures_the_handler_as_the_parameters_ask(parameter_set: str) -> None:
+    """The handler module, imported with the environment CloudFormation gives it, works with the parameters'
+    allowlist and extra actions, under the product's service name and namespace, on the real Security Hub
+    endpoint. A variable renamed on one side only, or a stray value, fails here. (The log level is checked by
+    test_lambda_and_powertools_filter_logs_at_the_same_level: Powertools configures a logger only once per
+    process.)"""
+    detector = stack(parameter_set)
+    parameters = detector.parameters
+    variables = detector.properties(FUNCTION_ID)["Environment"]["Variables"]
+    with mock.patch.dict(os.environ, {key: str(value) for key, value in variables.items()}):
+        import app
+
+        handler = importlib.reload(app)
+    assert handler.settings == RuleSettings.from_config(parameters["AllowlistPatterns"], parameters["ExtraActions"])
+    assert handler.logger.service == "lambda-crud-detector"
+    assert handler.metrics.namespace == "LambdaCrudDetector"
+    assert handler.publisher._client.meta.endpoint_url == f"https://securityhub.{REGION}.amazonaws.com"
+    assert handler.CANARY_FUNCTION_NAME == (canary_function_name(detector) or None)
+    assert handler.CANARY_ROLE_ARN == (canary_role_arn(detector) or None)
+    assert handler.findings_settings.mode == parameters["FindingsAccount"]
 
 
 @pytest.mark.parametrize("reserved", ["1", "2", "1000"])

@@ -66,16 +66,21 @@ class _CannedBody:
 def answer_security_hub_locally() -> None:
     """Make every Security Hub client created from now on get a canned success instead of a network call."""
     import boto3
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     def canned_answer(request: Any, **kwargs: Any) -> AWSResponse:
         global security_hub_calls
         security_hub_calls += 1
-        headers = {"Content-Type": "application/json", "x-amzn-RequestId": "0c5ae7b4-3c1e-4f1e-9d0a-7e0f5b1d2a3c"}
+        headers = HTTPHeaders.from_dict(
+            {"Content-Type": "application/json", "x-amzn-RequestId": "0c5ae7b4-3c1e-4f1e-9d0a-7e0f5b1d2a3c"}
+        )
         return AWSResponse(request.url, 200, headers, _CannedBody(SECURITY_HUB_ANSWER))
 
     boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("before-send.securityhub", canned_answer)
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    # A before-send handler that returns a response is sent nothing: botocore uses that response instead.
+    session.events.register("before-send.securityhub", canned_answer)  # type: ignore[arg-type]
 
 
 def detector_handler() -> Handler:

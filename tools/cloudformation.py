@@ -170,8 +170,8 @@ class Stack:
                 return self.ref(argument)
             if key.startswith("Fn::"):
                 return self._function(key, argument)
-        resolved = {key: self.resolve(item) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+        resolved_items = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved_items.items() if item is not NO_VALUE}
 
     def _function(self, name: str, argument: Any) -> Any:
         if name == "Fn::If":
@@ -234,6 +234,15 @@ class Stack:
         def name_property(key: str) -> str:
             return str(self.resolve(properties[key])) if key in properties else generated_name(logical_id)
 
+        values = self._attributes(kind, logical_id, properties, name_property, prefix)
+        if attribute not in values:
+            raise TemplateError(f"cannot evaluate {logical_id}.{attribute}: not modelled here for {kind}")
+        return values[attribute]
+
+    def _attributes(
+        self, kind: str, logical_id: str, properties: Mapping[str, Any], name_property: Any, prefix: str
+    ) -> dict[str, Any]:
+        """Ref and the attributes of a resource of ``kind``, in the form AWS documents; empty for other types."""
         if kind == "AWS::Events::Rule":
             bus = str(self.resolve(properties.get("EventBusName", "default")))
             rule_name = name_property("Name")
@@ -242,10 +251,10 @@ class Stack:
             )
             # Ref is the name on the default bus but BUS|NAME on any other (undocumented; see
             # aws-cloudformation/cloudformation-coverage-roadmap#1131), which is why the templates use the ARN.
-            return {"Arn": arn, "Ref": rule_name if bus == "default" else f"{bus}|{rule_name}"}[attribute]
+            return {"Arn": arn, "Ref": rule_name if bus == "default" else f"{bus}|{rule_name}"}
         if kind == "AWS::Events::EventBus":
             bus = name_property("Name")
-            return {"Ref": bus, "Name": bus, "Arn": prefix.format(service="events") + f":event-bus/{bus}"}[attribute]
+            return {"Ref": bus, "Name": bus, "Arn": prefix.format(service="events") + f":event-bus/{bus}"}
         if kind == "AWS::SQS::Queue":
             queue = name_property("QueueName")
             return {
@@ -253,29 +262,30 @@ class Stack:
                 "QueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}",
                 "QueueName": queue,
                 "Arn": prefix.format(service="sqs") + f":{queue}",
-            }[attribute]
+            }
         if kind == "AWS::Logs::LogGroup":
             group = name_property("LogGroupName")
-            return {"Ref": group, "Arn": prefix.format(service="logs") + f":log-group:{group}:*"}[attribute]
+            return {"Ref": group, "Arn": prefix.format(service="logs") + f":log-group:{group}:*"}
         if kind == "AWS::Lambda::Function":
             function = name_property("FunctionName")
-            return {"Ref": function, "Arn": prefix.format(service="lambda") + f":function:{function}"}[attribute]
+            return {"Ref": function, "Arn": prefix.format(service="lambda") + f":function:{function}"}
         if kind == "AWS::IAM::Role":
             role = name_property("RoleName")
-            return {"Ref": role, "Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}"}[attribute]
+            return {"Ref": role, "Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}"}
+        if kind == "AWS::SecurityHub::Hub":
+            hub = prefix.format(service="securityhub") + ":hub/default"
+            return {"Ref": hub, "ARN": hub}
         if kind == "AWS::Scheduler::ScheduleGroup":
             group = name_property("Name")
-            return {"Ref": group, "Arn": prefix.format(service="scheduler") + f":schedule-group/{group}"}[attribute]
+            return {"Ref": group, "Arn": prefix.format(service="scheduler") + f":schedule-group/{group}"}
         if kind == "AWS::Scheduler::Schedule":
             schedule = name_property("Name")
             group = str(self.resolve(properties.get("GroupName", "default")))
-            return {"Ref": schedule, "Arn": prefix.format(service="scheduler") + f":schedule/{group}/{schedule}"}[
-                attribute
-            ]
+            return {"Ref": schedule, "Arn": prefix.format(service="scheduler") + f":schedule/{group}/{schedule}"}
         if kind == "AWS::CloudWatch::Alarm":
             alarm = name_property("AlarmName")
-            return {"Ref": alarm, "Arn": prefix.format(service="cloudwatch") + f":alarm:{alarm}"}[attribute]
-        return f"<{logical_id}.{attribute}>"
+            return {"Ref": alarm, "Arn": prefix.format(service="cloudwatch") + f":alarm:{alarm}"}
+        return {}
 
 
 def generated_name(logical_id: str) -> str:

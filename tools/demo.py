@@ -152,7 +152,8 @@ def featured_finding(outcomes: Sequence[Outcome], stored: Mapping[str, Any]) -> 
     with_findings.sort(key=lambda outcome: outcome.case.file != FEATURED_EVENT)
     if not with_findings:
         return None
-    return with_findings[0].case.file, stored[with_findings[0].finding_id]
+    featured = with_findings[0]
+    return (featured.case.file, stored[featured.finding_id]) if featured.finding_id is not None else None
 
 
 # Table -------------------------------------------------------------------------------------------------------

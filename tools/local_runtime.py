@@ -1,6 +1,7 @@
 """Run the built detector on this machine as Lambda runs it, against a local Security Hub: no Docker, no AWS.
 
-``local_security_hub()`` serves Security Hub's API with moto, in a child process, for one account.
+``local_security_hub()`` serves Security Hub's API with moto, in a child process, for one account, as strictly as
+AWS does (tools/strict_securityhub.py).
 ``detector_function()`` runs the function that ``sam build`` produced under the Lambda Runtime Interface Emulator
 (RIE) that the SAM CLI package ships, with awslambdaric as its runtime client: the pair ``sam local invoke`` runs
 inside its container. The function's environment is the one ``sam local invoke`` would give it, computed by the SAM
@@ -232,6 +233,9 @@ def _serve_security_hub() -> None:
     """The child process of ``local_security_hub``: serve until stdin closes."""
     from moto.server import ThreadedMotoServer
 
+    from tools import strict_securityhub
+
+    strict_securityhub.install()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
@@ -368,17 +372,22 @@ def detector_environment(
 
 def built_function(build_dir: Path = BUILD_DIR) -> Any:
     """DetectorFunction as the SAM CLI reads it from the built template: parameters, Globals and maps resolved."""
-    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
-    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
-
     template = build_dir / "template.yaml"
     if not template.is_file():
         raise LocalRuntimeError(f"no built function in {build_dir}: run `make build` (sam build) first")
-    stacks, _ = SamLocalStackProvider.get_stacks(str(template))
-    function = SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get(FUNCTION_ID)
+    function = template_function(template)
     if function is None or not Path(function.codeuri).is_dir():
         raise LocalRuntimeError(f"{template} has no built {FUNCTION_ID}: run `make build` (sam build) again")
     return function
+
+
+def template_function(template: Path) -> Any:
+    """DetectorFunction as the SAM CLI reads it from ``template`` (None if absent), with the parameters' defaults."""
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(template))
+    return SamFunctionProvider(stacks, ignore_code_extraction_warnings=True).get(FUNCTION_ID)
 
 
 def lambda_environment(function: Any, code_dir: Path, python_path: Sequence[Path]) -> dict[str, str]:

@@ -114,7 +114,8 @@ def build_finding(
     ``account_reason`` says why the finding is not in the account where the change happened, when it should be.
     """
     record = event.record
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
+    raw_identity = record.get("userIdentity")
+    identity: Mapping[str, Any] = raw_identity if isinstance(raw_identity, Mapping) else {}
     event_name = _str(record.get("eventName")) or "unknown"
     action = verdict.action or event_name
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId")) or "unknown-account"

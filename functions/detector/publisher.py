@@ -56,7 +56,8 @@ def client_config(local: bool) -> Config:
     """
     if local:
         return SECURITY_HUB_CLIENT_CONFIG
-    return SECURITY_HUB_CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+    # botocore has the option since 1.31.7; its type stubs do not list it yet.
+    return SECURITY_HUB_CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))  # type: ignore[call-arg]
 
 
 def security_hub_client(local: bool) -> Any:
@@ -125,7 +126,7 @@ class AssumedRolePublishers:
 
     def __init__(
         self,
-        assume_role: Callable[..., dict[str, Any]],
+        assume_role: Callable[..., Mapping[str, Any]],
         create_client: Callable[..., Any],
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
