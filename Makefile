@@ -45,8 +45,21 @@ validate: $(INSTALLED)  ## sam validate with cfn-lint, and cfn-lint on the membe
 	$(BIN)/sam validate --template-file template.yaml --lint
 	$(BIN)/cfn-lint deploy/member-forwarder.yaml
 
+# Local runs use this machine's architecture, so that Docker runs the function's image without emulation;
+# deployments keep the template's (arm64). The artifact is pure Python, so the same build runs on both.
+HOST_MACHINE = $(shell uname -m)
+LOCAL_ARCHITECTURE ?= $(if $(filter aarch64 arm64,$(HOST_MACHINE)),arm64,x86_64)
+ENV_VARS ?= env/local.json
+# More `sam local invoke` options, e.g. --skip-pull-image offline, when the Lambda image is already loaded.
+SAM_INVOKE_FLAGS ?=
+
+# sam looks for samconfig.toml beside the template it is given, so the project's is named. checked_invoke exits
+# non-zero when the function raised or gave no answer (timeout), where sam local invoke alone exits 0.
 invoke: docker-available $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
-	$(BIN)/sam local invoke DetectorFunction --template $(BUILD_DIR)/template.yaml --event $(EVENT) --env-vars env/local.json
+	$(BIN)/python -m tools.checked_invoke $(BIN)/sam local invoke DetectorFunction \
+		--template $(BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml \
+		--parameter-overrides Architecture=$(LOCAL_ARCHITECTURE) \
+		--event $(EVENT) --env-vars $(ENV_VARS) $(SAM_INVOKE_FLAGS)
 
 # Checked before building, so that a machine without Docker hears so at once.
 docker-available:
