@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: demo test venv build validate invoke docker-available findings backtest bench clean
+.PHONY: demo test test-docker venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
@@ -60,6 +60,9 @@ invoke: docker-available $(BUILT)  ## sam local invoke (needs Docker): make invo
 		--template $(BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml \
 		--parameter-overrides Architecture=$(LOCAL_ARCHITECTURE) \
 		--event $(EVENT) --env-vars $(ENV_VARS) $(SAM_INVOKE_FLAGS)
+
+test-docker: $(BUILT)  ## Every sample event through `make invoke` (needs Docker), against a local Security Hub
+	$(BIN)/python -m pytest -m docker
 
 # Checked before building, so that a machine without Docker hears so at once.
 docker-available:
