@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from tools.local_runtime import Invocation
 
 NO_ANSWER = (
-    "the function gave no answer: it timed out, or its container never started (see the log lines above; "
-    "an `exec format error` there means an image of another architecture)"
+    "the function gave no answer: it timed out, or its container could not run it (an image of another "
+    "architecture than this machine's, without emulation, ends the same way)"
 )
 
 
