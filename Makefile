@@ -18,12 +18,12 @@ export SAM_CLI_TELEMETRY := 0
 # holds, and get a Region so that boto3 and sam can start (invoke's function writes to the local Security Hub
 # that env/local.json names). Only these: any other target (findings, redrive, backtest) uses the caller's own credential
 # chain (environment, AWS_PROFILE, SSO) and Region, which environment credentials set here would override.
-OFFLINE_TARGETS := demo test bench invoke
+OFFLINE_TARGETS := demo test test-docker bench invoke
 $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID = testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY = testing
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test lint format-check venv build validate invoke docker-available findings backtest bench clean
+.PHONY: demo test test-docker lint format-check venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
@@ -58,8 +58,24 @@ validate: $(INSTALLED)  ## sam validate with cfn-lint, and cfn-lint on the membe
 	$(BIN)/sam validate --template-file template.yaml --lint
 	$(BIN)/cfn-lint deploy/member-forwarder.yaml
 
+# Local runs use this machine's architecture, so that Docker runs the function's image without emulation;
+# deployments keep the template's (arm64). The artifact is pure Python, so the same build runs on both.
+HOST_MACHINE = $(shell uname -m)
+LOCAL_ARCHITECTURE ?= $(if $(filter aarch64 arm64,$(HOST_MACHINE)),arm64,x86_64)
+ENV_VARS ?= env/local.json
+# More `sam local invoke` options, e.g. --skip-pull-image offline, when the Lambda image is already loaded.
+SAM_INVOKE_FLAGS ?=
+
+# sam looks for samconfig.toml beside the template it is given, so the project's is named. checked_invoke exits
+# non-zero when the function raised or gave no answer (timeout), where sam local invoke alone exits 0.
 invoke: docker-available $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
-	$(BIN)/sam local invoke DetectorFunction --template $(BUILD_DIR)/template.yaml --event $(EVENT) --env-vars env/local.json
+	$(BIN)/python -m tools.checked_invoke $(BIN)/sam local invoke DetectorFunction \
+		--template $(BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml \
+		--parameter-overrides Architecture=$(LOCAL_ARCHITECTURE) \
+		--event $(EVENT) --env-vars $(ENV_VARS) $(SAM_INVOKE_FLAGS)
+
+test-docker: $(BUILT)  ## Every sample event through `make invoke` (needs Docker), against a local Security Hub
+	$(BIN)/python -m pytest -m docker
 
 # Checked before building, so that a machine without Docker hears so at once.
 docker-available:

@@ -1,6 +1,7 @@
-"""``sam build`` produces an arm64 artifact that works on its own: imported by a bare Python 3.13 whose only
-path is the artifact, it finds boto3 and Powertools there and handles events without any network call. It ships
-bytecode for every module, usable on Lambda's read-only /var/task, so a cold start compiles nothing."""
+"""``sam build`` produces a pure-Python artifact that works on its own: imported by a bare Python 3.13 whose only
+path is the artifact, it finds boto3 and Powertools there and handles events without any network call. Being pure
+Python, the one artifact runs on either architecture: arm64 deployed, the local machine's under `make invoke`. It
+ships bytecode for every module, usable on Lambda's read-only /var/task, so a cold start compiles nothing."""
 
 from __future__ import annotations
 
@@ -86,16 +87,27 @@ def built_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_build_targets_arm64_with_pure_python_dependencies(built_function: Path) -> None:
+def test_build_is_pure_python_so_either_architecture_runs_it(built_function: Path) -> None:
     built = load_template(built_function / "template.yaml")
     function = built["Resources"][FUNCTION_ID]["Properties"]
-    assert function["Architectures"] == ["arm64"]
+    # The architecture stays a parameter of the built template (arm64 unless overridden), not fixed by the build.
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert built["Parameters"]["Architecture"]["Default"] == "arm64"
     assert function["CodeUri"] == FUNCTION_ID
     artifact = built_function / FUNCTION_ID
     for package in ("boto3", "botocore", "aws_lambda_powertools"):
         assert (artifact / package / "__init__.py").is_file(), package
-    # A compiled extension here would have been built for this machine, not for Lambda's arm64.
-    assert sorted(str(path.relative_to(artifact)) for path in artifact.rglob("*.so")) == []
+    # A compiled extension would run on one architecture only: the one it was built for.
+    compiled = [path for pattern in ("*.so", "*.so.*", "*.pyd", "*.dylib") for path in artifact.rglob(pattern)]
+    assert sorted(str(path.relative_to(artifact)) for path in compiled) == []
+    # Every installed distribution says so too: a purelib wheel tagged for any platform.
+    wheels = sorted(artifact.glob("*.dist-info/WHEEL"))
+    assert len(wheels) >= 3
+    for wheel in wheels:
+        metadata = wheel.read_text(encoding="utf-8").splitlines()
+        tags = [line.removeprefix("Tag: ") for line in metadata if line.startswith("Tag: ")]
+        assert "Root-Is-Purelib: true" in metadata, wheel.parent.name
+        assert tags and all(tag.endswith("-none-any") for tag in tags), (wheel.parent.name, tags)
 
 
 # Counts the modules compiled from source while the handler is imported; a valid .pyc is loaded without compiling.

@@ -120,6 +120,7 @@ def test_sam_deploy_reads_a_confirmed_reviewable_deployment(sam_reads: dict[str,
     assert deploy["template_file"] in (str(TEMPLATE_PATH), str(PROJECT_ROOT / ".aws-sam" / "build" / "template.yaml"))
     declared = load_template(TEMPLATE_PATH)["Parameters"]
     assert set(deploy["parameter_overrides"]) == set(declared)
+    assert deploy["parameter_overrides"]["Architecture"] == "arm64"
     assert parameter_violations(declared, deploy["parameter_overrides"]) == []
 
 

@@ -208,35 +208,36 @@ class LocalSecurityHub:
 
 @contextmanager
 def local_security_hub(
-    account_id: str = EMULATOR_ACCOUNT_ID, region: str = EMULATOR_REGION
+    account_id: str = EMULATOR_ACCOUNT_ID, region: str = EMULATOR_REGION, host: str = LOOPBACK
 ) -> Iterator[LocalSecurityHub]:
-    """moto's server on a free port of 127.0.0.1, treating every request as one from ``account_id``.
+    """moto's server on a free port of ``host`` (127.0.0.1 unless told), treating every request as one from
+    ``account_id``.
 
     It runs in a child process because moto takes the account from the process's MOTO_ACCOUNT_ID; the child picks
     its own port (so no other process can take it first) and reports it, and ends when its stdin closes, which also
     happens if this process dies.
     """
     environment = {**os.environ, "MOTO_ACCOUNT_ID": account_id, "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "tools.local_runtime", _SERVE_SECURITY_HUB]
+    command = [sys.executable, "-m", "tools.local_runtime", _SERVE_SECURITY_HUB, host]
     process = ChildProcess("security-hub", command, environment, PROJECT_ROOT, keep_stdin_open=True)
     try:
         ready = process.wait_for_line(lambda line: line.startswith(_SECURITY_HUB_READY), timeout=START_TIMEOUT_SECONDS)
         if ready is None:
             raise LocalRuntimeError(f"the local Security Hub (moto) did not start:\n{process.output()}")
         port = int(process.lines(ready, ready + 1)[0].removeprefix(_SECURITY_HUB_READY))
-        yield LocalSecurityHub(f"http://{LOOPBACK}:{port}", account_id, region, process)
+        yield LocalSecurityHub(f"http://{host}:{port}", account_id, region, process)
     finally:
         process.stop()
 
 
-def _serve_security_hub() -> None:
-    """The child process of ``local_security_hub``: serve until stdin closes."""
+def _serve_security_hub(host: str) -> None:
+    """The child process of ``local_security_hub``: serve on ``host`` until stdin closes."""
     from moto.server import ThreadedMotoServer
 
     from tools import strict_securityhub
 
     strict_securityhub.install()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
     print(f"{_SECURITY_HUB_READY}{port}", flush=True)
@@ -539,6 +540,6 @@ def _free_ports(count: int) -> list[int]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != [_SERVE_SECURITY_HUB]:
-        sys.exit(f"usage: python -m tools.local_runtime {_SERVE_SECURITY_HUB}")
-    _serve_security_hub()
+    if len(sys.argv) != 3 or sys.argv[1] != _SERVE_SECURITY_HUB:
+        sys.exit(f"usage: python -m tools.local_runtime {_SERVE_SECURITY_HUB} HOST")
+    _serve_security_hub(sys.argv[2])
