@@ -23,7 +23,7 @@ $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID = testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY = testing
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test test-docker lint format-check venv build validate invoke docker-available findings backtest bench clean
+.PHONY: demo test test-docker lint venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
 	$(BIN)/python -m tools.demo
@@ -31,12 +31,10 @@ demo: $(BUILT)  ## Run every sample event through the built function on a local 
 test: lint  ## Lint and type-check, then run the whole test suite (unit, template, build, end-to-end)
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED)  ## ruff's lint rules and mypy's type checks (configured in pyproject.toml)
+lint: $(INSTALLED)  ## ruff's lint rules and format check, and mypy's type checks (configured in pyproject.toml)
 	$(BIN)/ruff check .
-	$(BIN)/mypy functions/detector tools
-
-format-check: $(INSTALLED)  ## Whether ruff format would change any file
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy functions/detector tools
 
 venv: $(INSTALLED)
 

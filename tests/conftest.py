@@ -24,8 +24,15 @@ os.environ.update(
     AWS_LAMBDA_FUNCTION_NAME="DetectorFunction",  # reserved: Lambda sets it to the function's name
 )
 for variable in (
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECURITYHUB", "AWS_CONFIG_FILE", "AWS_PROFILE", "AWS_SAM_LOCAL",
-    "ALLOWLIST_PATTERNS", "EXTRA_ACTIONS", "CANARY_FUNCTION_NAME", "CANARY_ROLE_ARN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECURITYHUB",
+    "AWS_CONFIG_FILE",
+    "AWS_PROFILE",
+    "AWS_SAM_LOCAL",
+    "ALLOWLIST_PATTERNS",
+    "EXTRA_ACTIONS",
+    "CANARY_FUNCTION_NAME",
+    "CANARY_ROLE_ARN",
 ):
     os.environ.pop(variable, None)
 # The handler starts with the settings the sample events' expected verdicts hold under, as the demo does.

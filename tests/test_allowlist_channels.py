@@ -90,12 +90,17 @@ def test_a_trusted_role_used_outside_its_channel_says_so_in_the_reason() -> None
     assert result.reason.startswith(f"{deploy_role} used without invokedBy={CFN} (the record has none)")
     assert result.unmet_channel == f"invokedBy={CFN} (the record has none)"
     # Another service is shown as what the record holds.
-    result = evaluate(session(deploy_role, invoked_by="codebuild.amazonaws.com"), RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None))
+    result = evaluate(
+        session(deploy_role, invoked_by="codebuild.amazonaws.com"), RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None)
+    )
     assert f"invokedBy={CFN} (the record has 'codebuild.amazonaws.com')" in result.reason
 
 
 def test_a_role_no_entry_names_gets_the_plain_reason() -> None:
-    result = evaluate(session("arn:aws:iam::123456789012:role/OtherRole", invoked_by=CFN), RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None))
+    result = evaluate(
+        session("arn:aws:iam::123456789012:role/OtherRole", invoked_by=CFN),
+        RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None),
+    )
     assert result.unmet_channel is None
     assert result.reason.endswith(", not allowlisted") and "used without" not in result.reason
 
@@ -109,10 +114,19 @@ def test_done_when_web_identity_provider() -> None:
     lookalike = f"arn:aws:iam::{ACCOUNT}:oidc-provider/attacker.example/token.actions.githubusercontent.com"
     assert verdict(session(DEPLOY_ROLE, provider=lookalike), allowlist) == "finding"
     # ... which a suffix glob would let through: the README recommends the provider's exact ARN.
-    assert verdict(session(DEPLOY_ROLE, provider=lookalike), f"{DEPLOY_ROLE};webIdentityProvider=*token.actions.githubusercontent.com") == "allowlisted"
+    assert (
+        verdict(
+            session(DEPLOY_ROLE, provider=lookalike),
+            f"{DEPLOY_ROLE};webIdentityProvider=*token.actions.githubusercontent.com",
+        )
+        == "allowlisted"
+    )
     # An ARN-shaped glob is matched field by field, as principal patterns are.
     any_account = "arn:aws:iam::*:oidc-provider/token.actions.githubusercontent.com"
-    assert verdict(session(DEPLOY_ROLE, provider=GITHUB_PROVIDER), f"{DEPLOY_ROLE};webIdentityProvider={any_account}") == "allowlisted"
+    assert (
+        verdict(session(DEPLOY_ROLE, provider=GITHUB_PROVIDER), f"{DEPLOY_ROLE};webIdentityProvider={any_account}")
+        == "allowlisted"
+    )
 
 
 def test_done_when_source_identity() -> None:
@@ -134,7 +148,9 @@ def test_source_ip_condition() -> None:
     for source in ("cloudformation.amazonaws.com", "AWS Internal", "2001:db8::1", "::ffff:198.51.100.17", ""):
         assert verdict(session(DEPLOY_ROLE, source_ip=source), allowlist) == "finding", source
     assert verdict(session(OTHER_ROLE, source_ip="198.51.100.17"), allowlist) == "finding"
-    assert verdict(session(DEPLOY_ROLE, source_ip="2001:db8::1"), f"{DEPLOY_ROLE};sourceIp=2001:db8::/32") == "allowlisted"
+    assert (
+        verdict(session(DEPLOY_ROLE, source_ip="2001:db8::1"), f"{DEPLOY_ROLE};sourceIp=2001:db8::/32") == "allowlisted"
+    )
 
 
 def test_a_bare_pattern_beside_a_conditioned_one_still_works() -> None:
@@ -191,7 +207,9 @@ def test_invoked_by_is_read_only_from_the_identity(where: dict[str, Any]) -> Non
 
 
 def test_channel_fields_of_the_wrong_type_or_place_never_satisfy_a_condition() -> None:
-    allowlist = f"{DEPLOY_ROLE};invokedBy={CFN},{DEPLOY_ROLE};sourceIdentity=release-bot,{DEPLOY_ROLE};webIdentityProvider=*"
+    allowlist = (
+        f"{DEPLOY_ROLE};invokedBy={CFN},{DEPLOY_ROLE};sourceIdentity=release-bot,{DEPLOY_ROLE};webIdentityProvider=*"
+    )
     odd = [
         {"invokedBy": [CFN]},
         {"invokedBy": {"name": CFN}},
@@ -316,7 +334,9 @@ def test_a_finding_for_a_role_used_outside_its_channel_tells_the_analyst(
 ) -> None:
     monkeypatch.setenv("ALLOWLIST_PATTERNS", f"{DEPLOY_ROLE};invokedBy={CFN}")
     started = importlib.reload(detector)
-    event = copy.deepcopy(next(case.event for case in load_cases() if case.file == "spoofed-deployrole-session-name.json"))
+    event = copy.deepcopy(
+        next(case.event for case in load_cases() if case.file == "spoofed-deployrole-session-name.json")
+    )
     event["detail"] = session(DEPLOY_ROLE, source_identity="alice@example.com")
     result = started.lambda_handler(event, FakeLambdaContext())
     assert result["verdict"] == "finding"

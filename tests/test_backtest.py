@@ -410,7 +410,9 @@ def test_s3_organisation_trail_is_read_and_pruned_by_date(s3_trail: Any) -> None
 
 def run_json_records(records: list[Any]) -> tuple[int, dict[str, Any]]:
     """The same records judged in this process, with the settings the command reads from the environment."""
-    judge = Judge(JudgeConfig(allowlist=os.environ.get("ALLOWLIST_PATTERNS"), extra_actions=os.environ.get("EXTRA_ACTIONS")))
+    judge = Judge(
+        JudgeConfig(allowlist=os.environ.get("ALLOWLIST_PATTERNS"), extra_actions=os.environ.get("EXTRA_ACTIONS"))
+    )
     judgement = judge.records(records, "memory")
     return 0, {"counts": dict(judgement.counts), "findings": judgement.findings}
 

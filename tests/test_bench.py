@@ -18,8 +18,14 @@ import pytest
 from tools import bench
 
 TINY = bench.BenchSettings(
-    cold_start_runs=1, warm_invocations=24, warm_rounds=2, memory_invocations=30, memory_warmup=12, pattern_events=200,
-    backtest_records=2_000, backtest_repetitions=1,
+    cold_start_runs=1,
+    warm_invocations=24,
+    warm_rounds=2,
+    memory_invocations=30,
+    memory_warmup=12,
+    pattern_events=200,
+    backtest_records=2_000,
+    backtest_repetitions=1,
 )
 
 
@@ -83,7 +89,10 @@ def test_harness_bench_cold_start_figures(artifact: Path, function: dict[str, An
         assert all(cpu > 0 for cpu in cold.cpu(subject))
 
     rows = bench.cold_start_rows(cold)
-    assert [row.measure for row in rows] == ["cold start: import handler module", "cold start: the same without bytecode"]
+    assert [row.measure for row in rows] == [
+        "cold start: import handler module",
+        "cold start: the same without bytecode",
+    ]
     assert rows[0].target == "≤ 0.65" and rows[0].ok in ("yes", "NO")
     assert rows[1].ok == "info"
     # The baseline ran from a copy without bytecode, the detector from the artifact as given.
@@ -207,8 +216,14 @@ def test_harness_bench_main_prints_one_table(artifact: Path, monkeypatch: pytest
         assert bench.main(["--quick", "--artifact", str(artifact)]) == 0
     text = output.getvalue()
     assert [line for line in text.splitlines() if line.startswith("measure ")] != []
-    for measure in ("cold start: import handler module", "warm invocation: CPU per event", "peak RSS", "package size",
-                    "invocations per 1,000", "backtest, 2,000-record gzip trail"):
+    for measure in (
+        "cold start: import handler module",
+        "warm invocation: CPU per event",
+        "peak RSS",
+        "package size",
+        "invocations per 1,000",
+        "backtest, 2,000-record gzip trail",
+    ):
         assert measure in text
     assert "CPUs" in text and "repetitions:" in text
 

@@ -69,8 +69,12 @@ with open(result_file, "w", encoding="utf-8") as handle:
 def run_sam_build(build_dir: Path) -> subprocess.CompletedProcess[str]:
     # Run from the project root, as `make build` does: sam reads samconfig.toml from there.
     command = [
-        str(VENV_BIN / "sam"), "build", "--template-file", "template.yaml",
-        "--build-dir", str(build_dir),
+        str(VENV_BIN / "sam"),
+        "build",
+        "--template-file",
+        "template.yaml",
+        "--build-dir",
+        str(build_dir),
     ]
     environment = subprocess_environment()
     return subprocess.run(

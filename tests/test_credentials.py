@@ -85,9 +85,7 @@ def signatures(server: RecordingSecurityHub) -> list[dict[str, str]]:
 def test_make_findings_signs_with_the_named_profile(
     security_hub: RecordingSecurityHub, profile_files: dict[str, str]
 ) -> None:
-    completed = run_make(
-        "findings", ["--endpoint-url", security_hub.url], {**profile_files, "AWS_PROFILE": PROFILE}
-    )
+    completed = run_make("findings", ["--endpoint-url", security_hub.url], {**profile_files, "AWS_PROFILE": PROFILE})
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "No findings." in completed.stdout
     # The profile's key and its Region: nothing the Makefile sets comes before the caller's configuration.
@@ -113,7 +111,8 @@ def test_make_findings_without_credentials_says_how_to_get_some(
 ) -> None:
     # No profile, no key: it must neither fall back to a placeholder key nor send anything.
     completed = run_make(
-        "findings", ["--endpoint-url", security_hub.url, "--region", "us-east-1"],
+        "findings",
+        ["--endpoint-url", security_hub.url, "--region", "us-east-1"],
         {**profile_files, "AWS_EC2_METADATA_DISABLED": "true"},
     )
     assert completed.returncode != 0

@@ -80,7 +80,12 @@ def sam_reads() -> dict[str, Any]:
     environment["AWS_DEFAULT_REGION"] = "eu-west-3"  # must not win over samconfig.toml's region
     completed = subprocess.run(
         [sys.executable, "-c", SAM_READER, FUNCTION_ID],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return json.loads(completed.stdout)
@@ -142,7 +147,10 @@ def test_template_defaults_satisfy_their_own_constraints(template_path: Any) -> 
 
 @pytest.mark.parametrize(
     ("template", "allowed"),
-    [(lambda: translate(load_template(TEMPLATE_PATH)), set()), (lambda: load_template(FORWARDER_PATH), {"FindingsRole"})],
+    [
+        (lambda: translate(load_template(TEMPLATE_PATH)), set()),
+        (lambda: load_template(FORWARDER_PATH), {"FindingsRole"}),
+    ],
     ids=["template.yaml", "member-forwarder.yaml"],
 )
 def test_only_the_findings_role_needs_capability_named_iam(
@@ -154,7 +162,8 @@ def test_only_the_findings_role_needs_capability_named_iam(
         logical_id
         for logical_id, resource in template()["Resources"].items()
         if resource["Type"].startswith("AWS::IAM::")
-        and {"RoleName", "ManagedPolicyName", "UserName", "GroupName", "InstanceProfileName"} & set(resource["Properties"])
+        and {"RoleName", "ManagedPolicyName", "UserName", "GroupName", "InstanceProfileName"}
+        & set(resource["Properties"])
     }
     assert named == allowed
 

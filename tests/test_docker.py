@@ -69,8 +69,10 @@ def hub(docker_engine: str) -> Iterator[LocalSecurityHub]:
         with local_security_hub(host=address) as security_hub:
             yield security_hub
     except LocalRuntimeError as error:  # raised while starting: a test's failure is never thrown in here
-        pytest.fail(f"cannot listen on {address}, where containers reach this machine (a rootless engine, or one "
-                    f"in another network namespace, is not supported): {error}")
+        pytest.fail(
+            f"cannot listen on {address}, where containers reach this machine (a rootless engine, or one "
+            f"in another network namespace, is not supported): {error}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +130,7 @@ def test_security_hub_holds_exactly_the_reported_findings(
 ) -> None:
     finding_cases = [case for case in CASES if case.expected_verdict == "finding"]
     reported = sorted(
-        answer_of(runs[case.file])["findingId"]
-        for case in finding_cases
-        if runs[case.file].returncode == 0
+        answer_of(runs[case.file])["findingId"] for case in finding_cases if runs[case.file].returncode == 0
     )
     stored = stored_findings(hub.client())
     assert sorted(finding["Id"] for finding in stored) == reported

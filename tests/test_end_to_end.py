@@ -51,7 +51,7 @@ BUILD_INPUTS = [
 ]
 
 # A handler that reports what it sees of its process and its context.
-PROBE_HANDLER = '''
+PROBE_HANDLER = """
 import importlib.util, os, sys
 
 def handler(event, context):
@@ -63,7 +63,7 @@ def handler(event, context):
         "boto3_importable": importlib.util.find_spec("boto3") is not None,
         "echo": event,
     }
-'''
+"""
 
 
 # Fixtures ----------------------------------------------------------------------------------------------------
@@ -80,7 +80,12 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     environment = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{sam.parent}{os.pathsep}{os.environ['PATH']}"}
     completed = subprocess.run(
         [str(sam), "build", "--template-file", "template.yaml", "--build-dir", str(fresh)],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=900, check=False,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return fresh

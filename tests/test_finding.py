@@ -65,7 +65,9 @@ def test_identity_and_timing_make_redelivery_a_no_op() -> None:
 def test_cross_account_event_is_recorded_under_the_detector_account() -> None:
     finding = finding_for(sample("cross-account-create-alias.json"))
     assert finding["AwsAccountId"] == DETECTOR_ACCOUNT
-    assert finding["ProductArn"] == f"arn:aws:securityhub:us-east-1:{DETECTOR_ACCOUNT}:product/{DETECTOR_ACCOUNT}/default"
+    assert (
+        finding["ProductArn"] == f"arn:aws:securityhub:us-east-1:{DETECTOR_ACCOUNT}:product/{DETECTOR_ACCOUNT}/default"
+    )
     function = finding["Resources"][0]
     assert function == {
         "Type": "AwsLambdaFunction",
@@ -78,7 +80,9 @@ def test_cross_account_event_is_recorded_under_the_detector_account() -> None:
 
 
 def test_product_arn_follows_the_detector_partition() -> None:
-    detector = DetectorAccount.from_function_arn("arn:aws-us-gov:lambda:us-gov-west-1:210987654321:function:D", "us-gov-west-1")
+    detector = DetectorAccount.from_function_arn(
+        "arn:aws-us-gov:lambda:us-gov-west-1:210987654321:function:D", "us-gov-west-1"
+    )
     finding = finding_for(sample("update-function-code-by-iam-user.json"), detector)
     assert finding["ProductArn"] == "arn:aws-us-gov:securityhub:us-gov-west-1:210987654321:product/210987654321/default"
     assert finding["AwsAccountId"] == "210987654321"
@@ -111,7 +115,10 @@ def test_title_says_when_the_detector_itself_was_changed() -> None:
     [
         ("payments-api", "arn:aws:lambda:eu-west-1:111122223333:function:payments-api"),
         ("payments-api:live", "arn:aws:lambda:eu-west-1:111122223333:function:payments-api"),
-        ("arn:aws:lambda:eu-west-1:111122223333:function:payments-api:7", "arn:aws:lambda:eu-west-1:111122223333:function:payments-api"),
+        (
+            "arn:aws:lambda:eu-west-1:111122223333:function:payments-api:7",
+            "arn:aws:lambda:eu-west-1:111122223333:function:payments-api",
+        ),
         ("555566667777:function:payments-api:$LATEST", "arn:aws:lambda:eu-west-1:555566667777:function:payments-api"),
     ],
 )
@@ -191,7 +198,19 @@ HOSTILE_TEXT = [
 @pytest.mark.parametrize("text", HOSTILE_TEXT, ids=["long", "unicode", "control", "surrogate", "bidi"])
 @pytest.mark.parametrize(
     "field",
-    ["functionName", "arn", "issuer", "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "eventID", "awsRegion", "recipientAccountId", "eventName"],
+    [
+        "functionName",
+        "arn",
+        "issuer",
+        "sourceIPAddress",
+        "userAgent",
+        "errorCode",
+        "errorMessage",
+        "eventID",
+        "awsRegion",
+        "recipientAccountId",
+        "eventName",
+    ],
 )
 def test_hostile_values_still_yield_a_valid_finding(field: str, text: str) -> None:
     detail = sample("spoofed-deployrole-session-name.json")
@@ -214,7 +233,9 @@ def test_hostile_values_still_yield_a_valid_finding(field: str, text: str) -> No
 
 def test_huge_request_parameters_cost_nothing_in_the_finding() -> None:
     detail = sample("update-function-code-by-iam-user.json")
-    detail["requestParameters"]["blob"] = [{"arn": f"arn:aws:s3:::bucket-{i}", "nested": {"deeper": ["x" * 100] * 10}} for i in range(20_000)]
+    detail["requestParameters"]["blob"] = [
+        {"arn": f"arn:aws:s3:::bucket-{i}", "nested": {"deeper": ["x" * 100] * 10}} for i in range(20_000)
+    ]
     finding = finding_for(detail)
     assert len(json.dumps(finding)) < 20_000
 

@@ -22,11 +22,11 @@ from unittest import mock
 import boto3
 import pytest
 from botocore.stub import Stubber
-from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from moto.sts.models import sts_backends
 
 from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
+from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from publisher import CREDENTIALS_REFRESH_MARGIN, ROLE_SESSION_NAME, AssumedRolePublishers, FindingsRoleError
 from rule import evaluate
 from tests.asff import assert_valid_finding
@@ -49,7 +49,9 @@ def product_arn(account: str, region: str = REGION) -> str:
 
 def member_event(account: str = MEMBER) -> dict[str, Any]:
     """A finding-worthy change made in ``account``, eu-west-1 (a Region other than the detector's)."""
-    event = copy.deepcopy(next(case.event for case in load_cases() if case.file == "spoofed-deployrole-session-name.json"))
+    event = copy.deepcopy(
+        next(case.event for case in load_cases() if case.file == "spoofed-deployrole-session-name.json")
+    )
     event["account"] = event["detail"]["recipientAccountId"] = account
     return event
 
@@ -91,7 +93,9 @@ def source_mode(security_hub: Any) -> Iterator[ModuleType]:
 
 
 @pytest.mark.parametrize(("mode", "role"), [(None, None), ("", None), ("detector", None), (" detector ", ROLE_NAME)])
-def test_unset_or_detector_means_every_finding_stays_in_the_detectors_account(mode: str | None, role: str | None) -> None:
+def test_unset_or_detector_means_every_finding_stays_in_the_detectors_account(
+    mode: str | None, role: str | None
+) -> None:
     assert FindingsAccountSettings.from_config(mode, role) == FindingsAccountSettings(mode="detector", role_name=None)
 
 
@@ -144,7 +148,9 @@ def test_source_mode_stays_in_the_detectors_partition_and_region() -> None:
     detector = DetectorAccount(account_id="210987654321", partition="aws-us-gov", region="us-gov-west-1")
     destination = findings_destination(member_event()["detail"], detector, SOURCE)
     assert destination.role_arn == f"arn:aws-us-gov:iam::{MEMBER}:role/{ROLE_NAME}"
-    assert destination.account.product_arn == f"arn:aws-us-gov:securityhub:us-gov-west-1:{MEMBER}:product/{MEMBER}/default"
+    assert (
+        destination.account.product_arn == f"arn:aws-us-gov:securityhub:us-gov-west-1:{MEMBER}:product/{MEMBER}/default"
+    )
 
 
 def test_source_mode_imports_the_detectors_own_events_directly() -> None:
@@ -337,7 +343,9 @@ def test_only_the_owner_differs_between_the_modes_and_every_pointer_names_where_
     assert in_member == {**in_detector, "AwsAccountId": MEMBER, "ProductArn": product_arn(MEMBER)}
 
     for finding in (in_detector, in_member):
-        assert finding["SourceUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudtrailv2/home?region=eu-west-1#")
+        assert finding["SourceUrl"].startswith(
+            "https://eu-west-1.console.aws.amazon.com/cloudtrailv2/home?region=eu-west-1#"
+        )
         assert f"in account {MEMBER}, Region eu-west-1" in finding["Description"]
         function = finding["Resources"][0]
         assert function["Id"] == f"arn:aws:lambda:eu-west-1:{MEMBER}:function:backdoor"

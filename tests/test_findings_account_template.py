@@ -48,7 +48,9 @@ def test_the_detector_may_assume_only_the_findings_role_and_only_in_source_mode(
     grants = role_grants(detector, "sts:AssumeRole")
     if detector.parameters["FindingsAccount"] == "source":
         role_name = detector.parameters["FindingsRoleName"]
-        assert grants == [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::*:role/{role_name}"}]
+        assert grants == [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::*:role/{role_name}"}
+        ]
         assert detector.outputs["DetectorRoleArn"] == detector.attribute("DetectorRole", "Arn")
         assert detector.outputs["FindingsRoleName"] == role_name
     else:
@@ -59,7 +61,9 @@ def test_the_detector_may_assume_only_the_findings_role_and_only_in_source_mode(
 def test_source_mode_is_chosen_by_the_parameter_and_told_to_the_function() -> None:
     variables = stack("source-findings").properties("DetectorFunction")["Environment"]["Variables"]
     assert (variables["FINDINGS_ACCOUNT"], variables["FINDINGS_ROLE_NAME"]) == ("source", "SecurityFindingsImporter")
-    assert stack("defaults").properties("DetectorFunction")["Environment"]["Variables"]["FINDINGS_ACCOUNT"] == "detector"
+    assert (
+        stack("defaults").properties("DetectorFunction")["Environment"]["Variables"]["FINDINGS_ACCOUNT"] == "detector"
+    )
 
 
 # The forwarder's findings role --------------------------------------------------------------------------------------
@@ -115,13 +119,18 @@ def test_no_findings_role_where_none_is_needed(case: str, parameters: dict[str, 
     assert not member.resources_of_type("AWS::IAM::Role").keys() - {"ForwarderRole"}, case
     assert "FindingsRoleArn" not in member.outputs, case
     assert not any(
-        "securityhub:BatchImportFindings" in as_list(statement.get("Action", [])) for _, statement in policy_statements(member)
+        "securityhub:BatchImportFindings" in as_list(statement.get("Action", []))
+        for _, statement in policy_statements(member)
     ), case
 
 
 @pytest.mark.parametrize(
     "parameters",
-    [{}, {"DetectorRoleArn": DETECTOR_ROLE_ARN}, {"CentralEventBusArn": central_bus(account=ACCOUNT_ID, region="eu-west-1")}],
+    [
+        {},
+        {"DetectorRoleArn": DETECTOR_ROLE_ARN},
+        {"CentralEventBusArn": central_bus(account=ACCOUNT_ID, region="eu-west-1")},
+    ],
 )
 def test_forwarding_is_the_same_in_every_mode_and_for_every_account(parameters: dict[str, str]) -> None:
     member = forwarder(**parameters)

@@ -63,8 +63,14 @@ def asff_finding(
 OURS = [
     asff_finding(1, timedelta(hours=1)),
     asff_finding(2, timedelta(hours=30), principal=DEV_ROLE, caller=DEV_SESSION),
-    asff_finding(3, timedelta(days=3), account="444455556666", principal=ENGINEER_ROLE, caller=ENGINEER_SESSION,
-                 region="us-east-2"),
+    asff_finding(
+        3,
+        timedelta(days=3),
+        account="444455556666",
+        principal=ENGINEER_ROLE,
+        caller=ENGINEER_SESSION,
+        region="us-east-2",
+    ),
     asff_finding(4, timedelta(days=10), principal=DEV_ROLE, caller=DEV_SESSION),
     asff_finding(5, timedelta(days=40), account="444455556666"),
 ]
@@ -109,7 +115,12 @@ def test_table_shows_the_calls_account_and_region_not_the_detectors(
     assert len(lines) == 4
     engineer = lines[1].split()  # the oldest of the three
     assert engineer[2:] == [
-        ENGINEER_ROLE, "UpdateFunctionCode20150331v2", "function-3", "444455556666", "us-east-2", "HIGH"
+        ENGINEER_ROLE,
+        "UpdateFunctionCode20150331v2",
+        "function-3",
+        "444455556666",
+        "us-east-2",
+        "HIGH",
     ]
     assert DETECTOR_ACCOUNT not in "\n".join(lines)
     assert lines[1].startswith((NOW - timedelta(days=3)).strftime("%Y-%m-%d %H:%M"))

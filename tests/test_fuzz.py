@@ -56,9 +56,33 @@ odd_text = st.one_of(
     st.text(alphabet=control_character, min_size=1, max_size=6),
     st.sampled_from(
         [
-            "", " ", "\t\r\n", "\u200b", "\ufeff", "\ud800", "\udfff\ud800", "\u202eevil", "\x00", "\x7f\x85\x9f",
-            "\ufffe\uffff", "null", "None", "undefined", "arn:", "arn:aws:", "arn:aws:iam::", ":::::", "//////",
-            "../../", "%s%n%x", "${jndi:ldap://x/a}", "<script>alert(1)</script>", "*", "?", "[!a]", "DeployRole",
+            "",
+            " ",
+            "\t\r\n",
+            "\u200b",
+            "\ufeff",
+            "\ud800",
+            "\udfff\ud800",
+            "\u202eevil",
+            "\x00",
+            "\x7f\x85\x9f",
+            "\ufffe\uffff",
+            "null",
+            "None",
+            "undefined",
+            "arn:",
+            "arn:aws:",
+            "arn:aws:iam::",
+            ":::::",
+            "//////",
+            "../../",
+            "%s%n%x",
+            "${jndi:ldap://x/a}",
+            "<script>alert(1)</script>",
+            "*",
+            "?",
+            "[!a]",
+            "DeployRole",
         ]
     ),
 )
@@ -147,8 +171,14 @@ def user_identities(draw: st.DrawFn, account: str, partition: str) -> dict[str, 
     kind = draw(
         st.sampled_from(
             [
-                "IAMUser", "AssumedRole", "AssumedRole-no-issuer", "FederatedUser", "FederatedUser-no-issuer", "Root",
-                "AWSService", "IdentityCenterUser",
+                "IAMUser",
+                "AssumedRole",
+                "AssumedRole-no-issuer",
+                "FederatedUser",
+                "FederatedUser-no-issuer",
+                "Root",
+                "AWSService",
+                "IdentityCenterUser",
             ]
         )
     )
@@ -247,9 +277,23 @@ FIELD_PATHS: list[tuple[str, ...]] = [
     *[
         ("detail", key)
         for key in (
-            "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "eventID", "awsRegion",
-            "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestParameters", "responseElements",
-            "requestID", "readOnly", "recipientAccountId", NEW_KEY,
+            "eventVersion",
+            "userIdentity",
+            "eventTime",
+            "eventSource",
+            "eventName",
+            "eventID",
+            "awsRegion",
+            "sourceIPAddress",
+            "userAgent",
+            "errorCode",
+            "errorMessage",
+            "requestParameters",
+            "responseElements",
+            "requestID",
+            "readOnly",
+            "recipientAccountId",
+            NEW_KEY,
         )
     ],
     *[

@@ -73,7 +73,11 @@ def test_a_replayed_event_is_ignored_by_security_hub_not_written_again(
 def test_rejected_findings_raise_so_the_event_is_retried(
     detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rejected = {"FailedCount": 1, "SuccessCount": 0, "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidInput", "ErrorMessage": "bad"}]}
+    rejected = {
+        "FailedCount": 1,
+        "SuccessCount": 0,
+        "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidInput", "ErrorMessage": "bad"}],
+    }
     with mock.patch.object(detector.publisher._client, "batch_import_findings", return_value=rejected):
         with pytest.raises(PublishError, match="InvalidInput"):
             detector.lambda_handler(finding_case_event(), lambda_context)
@@ -150,7 +154,13 @@ def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
 def test_odd_but_well_formed_records_are_never_errors(
     detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
-    detail = {"eventSource": "lambda.amazonaws.com", "eventName": "DeleteFunction20150331", "eventID": "only-the-basics", "eventTime": "2026-11-20T09:15:31Z", "recipientAccountId": "111122223333"}
+    detail = {
+        "eventSource": "lambda.amazonaws.com",
+        "eventName": "DeleteFunction20150331",
+        "eventID": "only-the-basics",
+        "eventTime": "2026-11-20T09:15:31Z",
+        "recipientAccountId": "111122223333",
+    }
     result = detector.lambda_handler(envelope(detail), lambda_context)
     assert result["verdict"] == "finding"
     [finding] = stored_findings(security_hub)

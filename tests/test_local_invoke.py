@@ -61,7 +61,12 @@ def invoke_command(*make_arguments: str) -> list[str]:
     """The `sam local invoke` arguments `make invoke` runs, as `make -n` prints them."""
     completed = subprocess.run(
         ["make", "-n", "--no-print-directory", "invoke", f"EVENT={EVENT}", *make_arguments],
-        cwd=PROJECT_ROOT, env=make_environment(), capture_output=True, text=True, timeout=60, check=False,
+        cwd=PROJECT_ROOT,
+        env=make_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     lines = completed.stdout.replace("\\\n", " ").splitlines()
@@ -79,7 +84,12 @@ def sam_reads() -> dict[str, dict[str, Any]]:
     commands.update({machine: invoke_command(f"HOST_MACHINE={machine}") for machine in HOST_MACHINES})
     completed = subprocess.run(
         [sys.executable, "-c", SAM_INVOKE_READER, json.dumps(list(commands.values()))],
-        cwd=PROJECT_ROOT, env=make_environment(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=PROJECT_ROOT,
+        env=make_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return dict(zip(commands, json.loads(completed.stdout), strict=True))
@@ -123,7 +133,9 @@ FUNCTION_ERROR = (
     '"errorType": "InvalidEventError", "requestId": "49b4bb84", "stackTrace": ["  File \\"/var/task/app.py\\"\\n"]}'
 )
 # A timeout, and an image of another architecture, print only log lines (stderr); stdout stays empty.
-TIMEOUT_LOG = "Function 'DetectorFunction' timed out after 120 seconds\nNo response from invoke container for DetectorFunction"
+TIMEOUT_LOG = (
+    "Function 'DetectorFunction' timed out after 120 seconds\nNo response from invoke container for DetectorFunction"
+)
 
 
 def fake_sam(stdout: str, stderr: str = "", status: int = 0) -> list[str]:
@@ -151,13 +163,16 @@ def test_no_answer_fails(capfd: pytest.CaptureFixture[str]) -> None:
     assert "no answer" in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("printed", ["Error: something went wrong", "{\"verdict\": "])
+@pytest.mark.parametrize("printed", ["Error: something went wrong", '{"verdict": '])
 def test_an_answer_that_is_not_json_fails(printed: str) -> None:
     assert checked_invoke.main(fake_sam(printed)) == 1
 
 
 def test_sams_own_failure_is_passed_on(capfd: pytest.CaptureFixture[str]) -> None:
-    assert checked_invoke.main(fake_sam("", "Error: Running AWS SAM projects locally requires a container runtime.", 2)) == 2
+    assert (
+        checked_invoke.main(fake_sam("", "Error: Running AWS SAM projects locally requires a container runtime.", 2))
+        == 2
+    )
     assert "exited with status 2" in capfd.readouterr().err
 
 
@@ -173,4 +188,3 @@ def test_sams_own_failure_is_passed_on(capfd: pytest.CaptureFixture[str]) -> Non
 )
 def test_failure_of(answer: str, failed: bool) -> None:
     assert (checked_invoke.failure_of(answer) is not None) is failed
-

@@ -44,8 +44,20 @@ LAMBDA_WRITES = [
     "lambda:AddPermission",
     "lambda:RemovePermission",
 ]
-RULE_CHANGES = ["events:DisableRule", "events:DeleteRule", "events:PutRule", "events:PutTargets", "events:RemoveTargets"]
-ROLE_CHANGES = ["iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PassRole"]
+RULE_CHANGES = [
+    "events:DisableRule",
+    "events:DeleteRule",
+    "events:PutRule",
+    "events:PutTargets",
+    "events:RemoveTargets",
+]
+ROLE_CHANGES = [
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DeleteRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PassRole",
+]
 QUEUE_CHANGES = ["sqs:DeleteQueue", "sqs:PurgeQueue", "sqs:SetQueueAttributes"]
 ALARM_CHANGES = ["cloudwatch:DisableAlarmActions", "cloudwatch:DeleteAlarms", "cloudwatch:SetAlarmState"]
 TRAIL_CHANGES = [
@@ -121,7 +133,9 @@ def protected_requests() -> list[tuple[str, str]]:
     rule_arns.append(on_custom_bus.attribute("DetectorFunctionLambdaApiCall", "Arn"))  # rule/audit-events/NAME
     requests += [(action, arn) for action in RULE_CHANGES for arn in rule_arns]
     bus = detector.attribute("OrganizationEventBus", "Arn")
-    requests += [(action, bus) for action in ("events:DeleteEventBus", "events:RemovePermission", "events:PutPermission")]
+    requests += [
+        (action, bus) for action in ("events:DeleteEventBus", "events:RemovePermission", "events:PutPermission")
+    ]
     for logical_id in detector.resources_of_type("AWS::SQS::Queue"):
         requests += [(action, detector.attribute(logical_id, "Arn")) for action in QUEUE_CHANGES]
     for logical_id in detector.resources_of_type("AWS::Logs::LogGroup"):

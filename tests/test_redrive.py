@@ -51,19 +51,21 @@ def fresh_event() -> dict[str, Any]:
 
 def destination_record(event: Any) -> str:
     """What Lambda's on-failure destination sends to the failed-invocation queue."""
-    return json.dumps({
-        "version": "1.0",
-        "timestamp": "2026-12-01T10:00:00.000Z",
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:lambda-crud-detector:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {"errorMessage": "Security Hub rejected 1 finding", "errorType": "PublishError"},
-    })
+    return json.dumps(
+        {
+            "version": "1.0",
+            "timestamp": "2026-12-01T10:00:00.000Z",
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:lambda-crud-detector:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": "Security Hub rejected 1 finding", "errorType": "PublishError"},
+        }
+    )
 
 
 def bodies(sqs: Any, queue_url: str) -> list[str]:
@@ -102,7 +104,11 @@ class StandInLambda:
             with self._lock:
                 self.in_flight -= 1
         raw = json.dumps(answer).encode()
-        response = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": StreamingBody(io.BytesIO(raw), len(raw))}
+        response = {
+            "StatusCode": 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": StreamingBody(io.BytesIO(raw), len(raw)),
+        }
         if function_error is not None:
             response["FunctionError"] = function_error
         return response
@@ -125,7 +131,9 @@ def make_queue(sqs: Any, kind: str, *message_bodies: str) -> Queue:
     return Queue(kind, url)
 
 
-def drain_with(sqs: Any, queue: Queue, lambda_client: Any, concurrency: int = 4, dry_run: bool = False) -> list[Outcome]:
+def drain_with(
+    sqs: Any, queue: Queue, lambda_client: Any, concurrency: int = 4, dry_run: bool = False
+) -> list[Outcome]:
     handler = Redrive(sqs, lambda_client, "lambda-crud-detector", dry_run)
     return redrive.drain(sqs, queue, handler.handle, concurrency, on_outcome=lambda outcome: None)
 
@@ -297,7 +305,8 @@ def test_queues_and_function_default_to_the_stacks_outputs(sqs: Any, capsys: pyt
     out, err = capsys.readouterr()
     assert status == 0, out + err
     assert [line.split()[2] for line in out.splitlines() if line.startswith("would redrive")] == [
-        FAILED_INVOCATIONS, DEAD_LETTERS
+        FAILED_INVOCATIONS,
+        DEAD_LETTERS,
     ]
     assert f"-> {DETECTOR_STACK['Outputs']['DetectorFunctionArn']['Value']}" in err
     assert "2 messages: 2 would be redriven, 0 kept." in out
@@ -334,19 +343,26 @@ def local_services(build_dir: Path) -> Iterator[tuple[LocalSecurityHub, LocalFun
 
 def run_redrive(services: tuple[LocalSecurityHub, LocalFunction], *arguments: str) -> Any:
     moto_server, function = services
-    return run_make("redrive", ["--function-name", "function", *arguments], {
-        "AWS_ENDPOINT_URL_SQS": moto_server.endpoint_url,
-        "AWS_ENDPOINT_URL_LAMBDA": function.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    })
+    return run_make(
+        "redrive",
+        ["--function-name", "function", *arguments],
+        {
+            "AWS_ENDPOINT_URL_SQS": moto_server.endpoint_url,
+            "AWS_ENDPOINT_URL_LAMBDA": function.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        },
+    )
 
 
 def server_sqs(moto_server: LocalSecurityHub) -> Any:
     return boto3.client(
-        "sqs", endpoint_url=moto_server.endpoint_url, region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "sqs",
+        endpoint_url=moto_server.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -367,8 +383,15 @@ def test_make_redrive_deletes_what_the_function_judged_and_keeps_the_rest(
     dead = make_queue(sqs, DEAD_LETTERS, json.dumps(redriven_events[1]), *dead_kept)
 
     # The emulator runs one invocation at a time, as a single Lambda execution environment does.
-    completed = run_redrive(local_services, "--failed-invocation-queue-url", failed.url,
-                            "--dead-letter-queue-url", dead.url, "--concurrency", "1")
+    completed = run_redrive(
+        local_services,
+        "--failed-invocation-queue-url",
+        failed.url,
+        "--dead-letter-queue-url",
+        dead.url,
+        "--concurrency",
+        "1",
+    )
 
     report = completed.stdout
     # The tool exits 1 when it keeps anything; make reports that and fails in turn.
@@ -398,8 +421,9 @@ def test_make_redrive_dry_run_invokes_nothing_and_deletes_nothing(
     sent = [destination_record(event), destination_record(INVALID_EVENT)]
     failed = make_queue(sqs, FAILED_INVOCATIONS, *sent)
 
-    completed = run_redrive(local_services, "--only", FAILED_INVOCATIONS,
-                            "--failed-invocation-queue-url", failed.url, "--dry-run")
+    completed = run_redrive(
+        local_services, "--only", FAILED_INVOCATIONS, "--failed-invocation-queue-url", failed.url, "--dry-run"
+    )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "2 messages: 2 would be redriven, 0 kept." in completed.stdout

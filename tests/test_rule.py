@@ -94,12 +94,21 @@ def test_action_of_strips_only_an_api_version_suffix() -> None:
     ("user_identity", "expected"),
     [
         (
-            assumed_role("arn:aws:iam::111122223333:role/ci/DeployRole", "arn:aws:sts::111122223333:assumed-role/DeployRole/build-42"),
+            assumed_role(
+                "arn:aws:iam::111122223333:role/ci/DeployRole",
+                "arn:aws:sts::111122223333:assumed-role/DeployRole/build-42",
+            ),
             "arn:aws:iam::111122223333:role/ci/DeployRole",
         ),
         # no issuer in the record: the role is recovered by dropping the session name
-        (assumed_role(None, "arn:aws:sts::111122223333:assumed-role/DeployRole/build-42"), "arn:aws:iam::111122223333:role/DeployRole"),
-        (assumed_role(None, "arn:aws-cn:sts::111122223333:assumed-role/Ops/x"), "arn:aws-cn:iam::111122223333:role/Ops"),
+        (
+            assumed_role(None, "arn:aws:sts::111122223333:assumed-role/DeployRole/build-42"),
+            "arn:aws:iam::111122223333:role/DeployRole",
+        ),
+        (
+            assumed_role(None, "arn:aws-cn:sts::111122223333:assumed-role/Ops/x"),
+            "arn:aws-cn:iam::111122223333:role/Ops",
+        ),
         ({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"}, "arn:aws:iam::111122223333:user/alice"),
         ({"type": "Root", "arn": "arn:aws:iam::111122223333:root"}, "arn:aws:iam::111122223333:root"),
         (
@@ -114,19 +123,34 @@ def test_action_of_strips_only_an_api_version_suffix() -> None:
         ({"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}, None),
         ({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/DeployRole"}, None),
         # a record whose type and ARN disagree is read by the ARN's shape, never in the caller's favour
-        ({"type": "IAMUser", "arn": "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"}, "arn:aws:iam::111122223333:role/Dev"),
+        (
+            {"type": "IAMUser", "arn": "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"},
+            "arn:aws:iam::111122223333:role/Dev",
+        ),
         # IAM paths may contain colons: the issuer still names the session's role, and keeps its path
         (
-            assumed_role("arn:aws:iam::111122223333:role/team:ci/DeployRole", "arn:aws:sts::111122223333:assumed-role/DeployRole/b-1"),
+            assumed_role(
+                "arn:aws:iam::111122223333:role/team:ci/DeployRole",
+                "arn:aws:sts::111122223333:assumed-role/DeployRole/b-1",
+            ),
             "arn:aws:iam::111122223333:role/team:ci/DeployRole",
         ),
         # an issuer naming another role than the session's is not believed
         (
-            assumed_role("arn:aws:iam::111122223333:role/team:ci/DeployRole", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"),
+            assumed_role(
+                "arn:aws:iam::111122223333:role/team:ci/DeployRole",
+                "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole",
+            ),
             "arn:aws:iam::111122223333:role/Dev",
         ),
         # an issuer that is itself an STS session proves nothing
-        (assumed_role("arn:aws:sts::111122223333:assumed-role/DeployRole/x", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"), "arn:aws:iam::111122223333:role/Dev"),
+        (
+            assumed_role(
+                "arn:aws:sts::111122223333:assumed-role/DeployRole/x",
+                "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole",
+            ),
+            "arn:aws:iam::111122223333:role/Dev",
+        ),
         ({}, None),
         (None, None),
         ("arn:aws:iam::111122223333:user/DeployRole", None),
@@ -138,20 +162,26 @@ def test_principal_identity_is_one_the_caller_cannot_choose(user_identity: Any, 
 
 
 def test_deploy_role_session_is_allowlisted_whatever_its_session_name() -> None:
-    identity = assumed_role("arn:aws:iam::111122223333:role/DeployRole", "arn:aws:sts::111122223333:assumed-role/DeployRole/anything")
+    identity = assumed_role(
+        "arn:aws:iam::111122223333:role/DeployRole", "arn:aws:sts::111122223333:assumed-role/DeployRole/anything"
+    )
     verdict = evaluate(lambda_record("UpdateFunctionCode20150331v2", identity))
     assert verdict.kind == "allowlisted"
     assert verdict.principal_arn == "arn:aws:iam::111122223333:role/DeployRole"
 
 
 def test_session_named_like_the_deploy_role_is_a_finding() -> None:
-    identity = assumed_role("arn:aws:iam::111122223333:role/Dev", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole")
+    identity = assumed_role(
+        "arn:aws:iam::111122223333:role/Dev", "arn:aws:sts::111122223333:assumed-role/Dev/xDeployRole"
+    )
     verdict = evaluate(lambda_record("UpdateFunctionCode20150331v2", identity))
     assert verdict.kind == "finding"
     assert verdict.principal_arn == "arn:aws:iam::111122223333:role/Dev"
 
 
-@pytest.mark.parametrize("user_identity", [None, {}, {"type": "AWSService"}, {"type": "AssumedRole"}, "DeployRole", 3, []])
+@pytest.mark.parametrize(
+    "user_identity", [None, {}, {"type": "AWSService"}, {"type": "AssumedRole"}, "DeployRole", 3, []]
+)
 def test_missing_identity_is_never_allowlisted(user_identity: Any) -> None:
     record = lambda_record("DeleteFunction")
     record["userIdentity"] = user_identity

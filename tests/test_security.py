@@ -95,8 +95,16 @@ BYPASS_ATTEMPTS = [
     # Session names are chosen by whoever calls sts:AssumeRole.
     *[
         BypassAttempt(f"session of DevSandboxRole named {name!r}", sandbox_session(name), principal=SANDBOX_ROLE)
-        for name in ("xDeployRole", "DeployRole", "../DeployRole", "Deploy Role", " DeployRole", "DeployRole\u200b",
-                     "ＤｅｐｌｏｙＲｏｌｅ", "role/DeployRole")
+        for name in (
+            "xDeployRole",
+            "DeployRole",
+            "../DeployRole",
+            "Deploy Role",
+            " DeployRole",
+            "DeployRole\u200b",
+            "ＤｅｐｌｏｙＲｏｌｅ",
+            "role/DeployRole",
+        )
     ],
     # Without a session issuer the role is recovered from the STS ARN: the role, never the session name.
     *[
@@ -494,7 +502,12 @@ def assert_logs_carry_no_record(lines: list[dict[str, Any]], emitted: str) -> No
     logged = json.dumps(lines, ensure_ascii=False) + emitted
     assert secrets_in(logged) == []
     for record_only in (
-        "requestParameters", "responseElements", "environment", CALLER_ADDRESS, CALLER_AGENT, EXECUTION_ROLE
+        "requestParameters",
+        "responseElements",
+        "environment",
+        CALLER_ADDRESS,
+        CALLER_AGENT,
+        EXECUTION_ROLE,
     ):
         assert record_only not in logged, f"{record_only} was logged"
 
@@ -581,12 +594,15 @@ def deployed_stacks() -> Iterator[tuple[str, Stack]]:
         yield f"template.yaml ({parameter_set})", stack(parameter_set)
     yield "member-forwarder.yaml", Stack(load_template(FORWARDER_PATH), FORWARDER_PARAMETERS)
     # A member account's stack in the detector's Region, with the role that imports its findings there.
-    yield "member-forwarder.yaml (findings role)", Stack(
-        load_template(FORWARDER_PATH),
-        {
-            "CentralEventBusArn": "arn:aws:events:us-east-1:999988887777:event-bus/lambda-crud-detector-organization",
-            "DetectorRoleArn": "arn:aws:iam::999988887777:role/lambda-crud-detector-DetectorRole-1A2B3C4D5E6F",
-        },
+    yield (
+        "member-forwarder.yaml (findings role)",
+        Stack(
+            load_template(FORWARDER_PATH),
+            {
+                "CentralEventBusArn": "arn:aws:events:us-east-1:999988887777:event-bus/lambda-crud-detector-organization",
+                "DetectorRoleArn": "arn:aws:iam::999988887777:role/lambda-crud-detector-DetectorRole-1A2B3C4D5E6F",
+            },
+        ),
     )
 
 

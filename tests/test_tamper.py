@@ -242,12 +242,10 @@ IMITATIONS = {
         functionName=CANARY_ARN.replace(DETECTOR_ACCOUNT, MEMBER_ACCOUNT)
     ),
     "the canary's ARN in another Region": with_parameters(functionName=CANARY_ARN.replace(REGION, "eu-west-1")),
-    "the canary's ARN in a record of a member account": with_parameters(functionName=CANARY_ARN) | {
-        "recipientAccountId": MEMBER_ACCOUNT
-    },
-    "the canary's ARN in a record of another Region": with_parameters(functionName=CANARY_ARN) | {
-        "awsRegion": "eu-west-1"
-    },
+    "the canary's ARN in a record of a member account": with_parameters(functionName=CANARY_ARN)
+    | {"recipientAccountId": MEMBER_ACCOUNT},
+    "the canary's ARN in a record of another Region": with_parameters(functionName=CANARY_ARN)
+    | {"awsRegion": "eu-west-1"},
     "another action": canary_record(eventName="UpdateFunctionCode20150331v2"),
     "a denied call": canary_record(errorCode="AccessDeniedException", errorMessage="not authorized"),
     "a call on a canary that is gone": canary_record(errorCode="ResourceNotFoundException", responseElements=None),

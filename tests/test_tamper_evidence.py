@@ -386,9 +386,7 @@ def test_tamper_delivery_failures_alarm() -> None:
     assert alarm["AlarmActions"] == [ALARM_TOPIC]
 
 
-@pytest.mark.parametrize(
-    "parameters", [{}, {"OrganizationId": ORGANIZATION_ID}, {"EnableCanary": "false"}], ids=str
-)
+@pytest.mark.parametrize("parameters", [{}, {"OrganizationId": ORGANIZATION_ID}, {"EnableCanary": "false"}], ids=str)
 def test_tamper_pattern_fits_eventbridge_size_limit_with_the_longest_stack_name(parameters: dict[str, str]) -> None:
     pattern = to_json(tamper_rule(**parameters)["EventPattern"])
     longest = len(pattern) + pattern.count(STACK_NAME) * (LONGEST_STACK_NAME - len(STACK_NAME))
@@ -502,8 +500,15 @@ def test_heartbeat_alarm_fires_when_no_heartbeat_arrives_for_the_set_hours(hours
 
 def test_enable_canary_false_creates_no_canary_and_tells_the_detector_nothing() -> None:
     detector = detector_stack(EnableCanary="false")
-    canary_parts = {"CanaryFunction", "CanaryLogGroup", "CanaryFunctionRole", "CanaryScheduleGroup",
-                    "CanarySchedule", "CanaryScheduleRole", "CanaryHeartbeatAlarm"}
+    canary_parts = {
+        "CanaryFunction",
+        "CanaryLogGroup",
+        "CanaryFunctionRole",
+        "CanaryScheduleGroup",
+        "CanarySchedule",
+        "CanaryScheduleRole",
+        "CanaryHeartbeatAlarm",
+    }
     assert canary_parts <= set(detector.template["Resources"])
     assert not canary_parts & set(detector.resources)
     variables = detector.properties(FUNCTION_ID)["Environment"]["Variables"]

@@ -53,7 +53,11 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
     "organization": {"OrganizationId": ORGANIZATION_ID},
     "custom-bus-traced": {"EventBusName": "audit-events", "EnableTracing": "true", "CreateInsight": "true"},
     "account-regions": {"CentralEventBus": "true"},
-    "source-findings": {"CentralEventBus": "true", "FindingsAccount": "source", "FindingsRoleName": "SecurityFindingsImporter"},
+    "source-findings": {
+        "CentralEventBus": "true",
+        "FindingsAccount": "source",
+        "FindingsRoleName": "SecurityFindingsImporter",
+    },
     "organization-source-findings": {"OrganizationId": ORGANIZATION_ID, "FindingsAccount": "source"},
     "everything": {
         "OrganizationId": ORGANIZATION_ID,
@@ -179,9 +183,7 @@ def test_findings_can_only_be_imported_into_the_accounts_own_product(parameter_s
         for _, statement in policy_statements(stack(parameter_set))
         if any(action.startswith("securityhub:") for action in actions_of(statement))
     ]
-    assert security_hub == [
-        {"Effect": "Allow", "Action": "securityhub:BatchImportFindings", "Resource": PRODUCT_ARN}
-    ]
+    assert security_hub == [{"Effect": "Allow", "Action": "securityhub:BatchImportFindings", "Resource": PRODUCT_ARN}]
 
 
 @every_parameter_set
@@ -362,8 +364,11 @@ def retention(resource: dict[str, Any]) -> tuple[str | None, str | None]:
 def test_queues_and_hub_outlive_the_stack() -> None:
     # "everything" creates every optional resource, the hub included.
     detector = stack("everything")
-    kept = {logical_id: retention(resource) for logical_id, resource in detector.resources.items()
-            if resource["Type"] in RETAINED_TYPES}
+    kept = {
+        logical_id: retention(resource)
+        for logical_id, resource in detector.resources.items()
+        if resource["Type"] in RETAINED_TYPES
+    }
     assert kept == {
         "RuleDeadLetterQueue": ("Retain", "Retain"),
         "FailedInvocationQueue": ("Retain", "Retain"),
@@ -373,8 +378,11 @@ def test_queues_and_hub_outlive_the_stack() -> None:
 
 def test_forwarder_dead_letter_queue_outlives_its_stack() -> None:
     resources = load_template(FORWARDER_PATH)["Resources"]
-    queues = {logical_id: retention(resource) for logical_id, resource in resources.items()
-              if resource["Type"] in RETAINED_TYPES}
+    queues = {
+        logical_id: retention(resource)
+        for logical_id, resource in resources.items()
+        if resource["Type"] in RETAINED_TYPES
+    }
     assert queues == {"ForwarderDeadLetterQueue": ("Retain", "Retain")}
 
 
@@ -401,7 +409,8 @@ def bus_statements(detector: Stack) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "parameter_set", ["account-regions", "source-findings", "organization", "everything", "organization-source-findings"]
+    "parameter_set",
+    ["account-regions", "source-findings", "organization", "everything", "organization-source-findings"],
 )
 def test_a_central_bus_admits_this_accounts_other_regions_and_the_organization_when_there_is_one(
     parameter_set: str,
@@ -507,7 +516,7 @@ def test_security_hub_resources_only_when_asked_for() -> None:
 @pytest.mark.parametrize("parameter_set", ["custom-bus-traced", "everything"])
 def test_insight_groups_this_detectors_findings_and_waits_for_a_hub_created_alongside(parameter_set: str) -> None:
     detector = stack(parameter_set)
-    (insight_id, insight), = detector.resources_of_type("AWS::SecurityHub::Insight").items()
+    ((insight_id, insight),) = detector.resources_of_type("AWS::SecurityHub::Insight").items()
     filters = insight["Properties"]["Filters"]
     assert filters["GeneratorId"] == [{"Comparison": "EQUALS", "Value": DETECTOR_RULE_ID}]
     assert filters["ProductArn"] == [{"Comparison": "EQUALS", "Value": PRODUCT_ARN}]

@@ -15,9 +15,7 @@ _NOT_FROM_A_USERS_SHELL = ("AWS_", "MAKE", "MFLAGS", "PYTEST_", "SAM_CLI_")
 
 def user_environment(variables: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without any AWS setting or enclosing make's, plus ``variables``."""
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(_NOT_FROM_A_USERS_SHELL)
-    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(_NOT_FROM_A_USERS_SHELL)}
     environment.update(variables)
     return environment
 
@@ -30,6 +28,11 @@ def run_make(
     if arguments:
         command.append("ARGS=" + shlex.join(arguments))
     return subprocess.run(
-        command, cwd=PROJECT_ROOT, env=user_environment(variables), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        command,
+        cwd=PROJECT_ROOT,
+        env=user_environment(variables),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

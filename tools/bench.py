@@ -86,8 +86,14 @@ class BenchSettings:
 
 FULL = BenchSettings()
 QUICK = BenchSettings(
-    cold_start_runs=2, warm_invocations=48, warm_rounds=2, memory_invocations=60, memory_warmup=24, pattern_events=200,
-    backtest_records=5_000, backtest_repetitions=1,
+    cold_start_runs=2,
+    warm_invocations=48,
+    warm_rounds=2,
+    memory_invocations=60,
+    memory_warmup=24,
+    pattern_events=200,
+    backtest_records=5_000,
+    backtest_repetitions=1,
 )
 
 

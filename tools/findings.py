@@ -123,19 +123,38 @@ def argument_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--since", type=parse_since, metavar="WHEN",
-                        help="only findings of calls made since then: 30m, 24h, 7d, 2w, or an ISO 8601 date/time (UTC)")
-    parser.add_argument("--account", type=parse_account, metavar="ACCOUNT_ID",
-                        help="only calls made in this AWS account")
-    parser.add_argument("--principal", metavar="GLOB",
-                        help="only calls by a principal whose ARN (the role, or the caller as recorded) matches")
+    parser.add_argument(
+        "--since",
+        type=parse_since,
+        metavar="WHEN",
+        help="only findings of calls made since then: 30m, 24h, 7d, 2w, or an ISO 8601 date/time (UTC)",
+    )
+    parser.add_argument(
+        "--account", type=parse_account, metavar="ACCOUNT_ID", help="only calls made in this AWS account"
+    )
+    parser.add_argument(
+        "--principal",
+        metavar="GLOB",
+        help="only calls by a principal whose ARN (the role, or the caller as recorded) matches",
+    )
     parser.add_argument("--json", action="store_true", help="print the findings themselves, as a JSON array")
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or None,
-                        help="Security Hub Region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the AWS config)")
-    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_SECURITYHUB") or None,
-                        help="a Security Hub endpoint to use instead of AWS's (default: $AWS_ENDPOINT_URL_SECURITYHUB)")
-    parser.add_argument("--page-size", type=parse_page_size, default=MAX_PAGE_SIZE, metavar="N",
-                        help=f"findings asked for per request, 1 to {MAX_PAGE_SIZE} (default: {MAX_PAGE_SIZE})")
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or None,
+        help="Security Hub Region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the AWS config)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL_SECURITYHUB") or None,
+        help="a Security Hub endpoint to use instead of AWS's (default: $AWS_ENDPOINT_URL_SECURITYHUB)",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=parse_page_size,
+        default=MAX_PAGE_SIZE,
+        metavar="N",
+        help=f"findings asked for per request, 1 to {MAX_PAGE_SIZE} (default: {MAX_PAGE_SIZE})",
+    )
     return parser
 
 

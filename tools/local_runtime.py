@@ -473,8 +473,17 @@ def runtime_client_dir(cache: Path = RUNTIME_CLIENT_CACHE) -> Path:
 
 def _pip_install_target(requirement: str, target: Path) -> None:
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-        "--only-binary=:all:", "--target", str(target), requirement,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--only-binary=:all:",
+        "--target",
+        str(target),
+        requirement,
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     if completed.returncode != 0:
@@ -495,9 +504,12 @@ def _start_emulator(
         invoke_port, runtime_api_port = _free_ports(2)
         command = [
             str(emulator_binary()),
-            "--runtime-interface-emulator-address", f"{LOOPBACK}:{invoke_port}",
-            "--runtime-api-address", f"{LOOPBACK}:{runtime_api_port}",
-            "--log-level", "warn",
+            "--runtime-interface-emulator-address",
+            f"{LOOPBACK}:{invoke_port}",
+            "--runtime-api-address",
+            f"{LOOPBACK}:{runtime_api_port}",
+            "--log-level",
+            "warn",
             *runtime_command,
         ]
         # The runtime's current directory is the code, as /var/task is in Lambda.

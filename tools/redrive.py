@@ -99,8 +99,11 @@ class Progress:
             self.kept += outcome.kept
             if self.handled % self.every == 0:
                 about = f" of about {self.expected}" if self.expected else ""
-                print(f"redrive: {self.queue}: {self.handled}{about} messages handled, {self.kept} kept",
-                      file=self.stream, flush=True)
+                print(
+                    f"redrive: {self.queue}: {self.handled}{about} messages handled, {self.kept} kept",
+                    file=self.stream,
+                    flush=True,
+                )
 
 
 # Reading a message -------------------------------------------------------------------------------------------
@@ -197,7 +200,9 @@ class Redrive:
             self.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
         except (BotoCoreError, ClientError) as failure:
             # Judged, but still in the queue: sending it again later is harmless.
-            return Outcome(queue.kind, message_id, event, error=f"redriven, but the message could not be deleted: {failure}")
+            return Outcome(
+                queue.kind, message_id, event, error=f"redriven, but the message could not be deleted: {failure}"
+            )
         return Outcome(queue.kind, message_id, event, deleted=True)
 
 
@@ -243,8 +248,11 @@ def drain(
         queue_has_more = True
         while queue_has_more or running:
             if queue_has_more and len(running) < concurrency:
-                fresh = [message for message in received_messages(sqs, queue.url, concurrency - len(running))
-                         if message["MessageId"] not in seen]
+                fresh = [
+                    message
+                    for message in received_messages(sqs, queue.url, concurrency - len(running))
+                    if message["MessageId"] not in seen
+                ]
                 queue_has_more = bool(fresh)
                 for message in fresh:
                     seen.add(message["MessageId"])
@@ -261,7 +269,7 @@ def release(sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]]) -> 
     for start in range(0, len(messages), MAX_MESSAGES_PER_RECEIVE):
         entries = [
             {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-            for index, message in enumerate(messages[start:start + MAX_MESSAGES_PER_RECEIVE])
+            for index, message in enumerate(messages[start : start + MAX_MESSAGES_PER_RECEIVE])
         ]
         try:
             sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
@@ -344,20 +352,41 @@ def argument_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stack-name", default=DEFAULT_STACK_NAME,
-                        help=f"the detector's stack, whose outputs give the defaults below (default: {DEFAULT_STACK_NAME})")
-    parser.add_argument("--failed-invocation-queue-url", metavar="URL",
-                        help="the function's on-failure queue (default: the stack's FailedInvocationQueueUrl)")
-    parser.add_argument("--dead-letter-queue-url", metavar="URL",
-                        help="the rule's dead-letter queue (default: the stack's RuleDeadLetterQueueUrl)")
-    parser.add_argument("--function-name", metavar="NAME_OR_ARN",
-                        help="the function to send the events to (default: the stack's DetectorFunctionArn)")
-    parser.add_argument("--only", choices=[FAILED_INVOCATIONS, DEAD_LETTERS],
-                        help="drain only this queue (default: both)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="report what each message holds; invoke nothing, delete nothing (exit 1 if any is malformed)")
-    parser.add_argument("--concurrency", type=positive_int, default=4, metavar="N",
-                        help="events sent at the same time (default: 4); mind the function's reserved concurrency")
+    parser.add_argument(
+        "--stack-name",
+        default=DEFAULT_STACK_NAME,
+        help=f"the detector's stack, whose outputs give the defaults below (default: {DEFAULT_STACK_NAME})",
+    )
+    parser.add_argument(
+        "--failed-invocation-queue-url",
+        metavar="URL",
+        help="the function's on-failure queue (default: the stack's FailedInvocationQueueUrl)",
+    )
+    parser.add_argument(
+        "--dead-letter-queue-url",
+        metavar="URL",
+        help="the rule's dead-letter queue (default: the stack's RuleDeadLetterQueueUrl)",
+    )
+    parser.add_argument(
+        "--function-name",
+        metavar="NAME_OR_ARN",
+        help="the function to send the events to (default: the stack's DetectorFunctionArn)",
+    )
+    parser.add_argument(
+        "--only", choices=[FAILED_INVOCATIONS, DEAD_LETTERS], help="drain only this queue (default: both)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report what each message holds; invoke nothing, delete nothing (exit 1 if any is malformed)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="events sent at the same time (default: 4); mind the function's reserved concurrency",
+    )
     parser.add_argument("--region", help="AWS Region (default: the AWS configuration's)")
     return parser
 

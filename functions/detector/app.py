@@ -17,10 +17,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 
 from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding
+from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
 from publisher import (
     AssumedRolePublishers,
     FindingPublisher,
