@@ -324,8 +324,40 @@ def test_rule_delivers_to_the_function_with_explicit_retries_and_a_dead_letter_q
             "Action": "sqs:SendMessage",
             "Resource": detector.attribute("RuleDeadLetterQueue", "Arn"),
             "Condition": {"ArnEquals": {"aws:SourceArn": detector.attribute(RULE_ID, "Arn")}},
-        }
+        },
+        {
+            "Sid": "DenyEveryoneElse",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:SendMessage",
+            "Resource": detector.attribute("RuleDeadLetterQueue", "Arn"),
+            "Condition": {"ArnNotEquals": {"aws:SourceArn": detector.attribute(RULE_ID, "Arn")}},
+        },
     ]
+
+
+@every_parameter_set
+def test_only_lambda_writes_the_failed_invocation_queue_with_the_functions_role(parameter_set: str) -> None:
+    """make redrive replays this queue to the function, so a message written there by anyone else could pass for a
+    CloudTrail record. Lambda writes failure records with the function's execution role, which alone may send."""
+    detector = stack(parameter_set)
+    queue = detector.attribute("FailedInvocationQueue", "Ref")
+    (policy,) = [
+        resource["Properties"]
+        for resource in detector.resources_of_type("AWS::SQS::QueuePolicy").values()
+        if resource["Properties"]["Queues"] == [queue]
+    ]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    writer = detector.properties(FUNCTION_ID)["Role"]
+    assert writer == detector.attribute("DetectorRole", "Arn")
+    assert statement == {
+        "Sid": "DenyAllButTheDetector",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:SendMessage",
+        "Resource": detector.attribute("FailedInvocationQueue", "Arn"),
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer}},
+    }
 
 
 @every_parameter_set
