@@ -23,9 +23,15 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="LambdaCrudDetector",
     AWS_LAMBDA_FUNCTION_NAME="DetectorFunction",  # reserved: Lambda sets it to the function's name
 )
+from publisher import INTERCEPTION_VARIABLES  # noqa: E402
+
+# A deployed detector refuses to run with a proxy or another certificate authority configured, and no test reaches
+# a real endpoint, so none of this machine's may leak in.
 for variable in (
+    *INTERCEPTION_VARIABLES,
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SECURITYHUB",
+    "AWS_ENDPOINT_URL_STS",
     "AWS_CONFIG_FILE",
     "AWS_PROFILE",
     "AWS_SAM_LOCAL",

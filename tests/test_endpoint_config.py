@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from publisher import EMULATOR_ACCOUNT_ID, runs_locally, security_hub_client
+from publisher import EMULATOR_ACCOUNT_ID, INTERCEPTION_VARIABLES, runs_locally, security_hub_client
 from tests.conftest import DETECTOR_FUNCTION_ARN, FakeLambdaContext, json_log_lines
 from tools.cases import load_cases
 from tools.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
@@ -33,7 +33,14 @@ def _offline_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     # Nothing from this machine may decide what these tests observe: each sets what it needs.
-    for variable in (ENDPOINT_VARIABLE, "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_PROFILE"):
+    for variable in (
+        ENDPOINT_VARIABLE,
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_PROFILE",
+        *INTERCEPTION_VARIABLES,
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     # boto3's default session reads the config file once; each test starts one that reads it again.
@@ -165,3 +172,40 @@ def test_without_an_override_nothing_is_logged_about_endpoints(
     detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
     assert detector.publisher._client.meta.endpoint_url == real_endpoint("us-east-1")
     assert warnings_logged(caplog, detector) == []
+
+
+def test_a_deployed_detector_in_source_mode_assumes_roles_and_imports_on_the_real_endpoints(
+    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The findings role's credentials come from STS, and findings go to other accounts' Security Hub: an endpoint
+    override on either would hand an attacker the credentials or the findings."""
+    overrides = {"AWS_ENDPOINT_URL": ELSEWHERE, "AWS_ENDPOINT_URL_STS": ELSEWHERE, ENDPOINT_VARIABLE: ELSEWHERE}
+    detector = detector_started(FINDINGS_ACCOUNT="source", FINDINGS_ROLE_NAME="Findings", **overrides)
+    detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
+    publishers = detector.member_publishers
+    sts_client = publishers._assume_role.__self__
+    member_client = publishers._create_client(aws_access_key_id="a", aws_secret_access_key="b", aws_session_token="c")
+    assert sts_client.meta.endpoint_url == "https://sts.us-east-1.amazonaws.com"
+    assert member_client.meta.endpoint_url == real_endpoint("us-east-1")
+    [warning] = warnings_logged(caplog, detector)
+    assert set(warning["ignoredVariables"]) == set(overrides)
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "AWS_CA_BUNDLE"])
+def test_a_deployed_detector_whose_traffic_could_be_intercepted_judges_nothing_and_says_why(
+    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture, variable: str
+) -> None:
+    detector = detector_started(**{variable: "http://interceptor.example:3128"})
+    for _ in range(2):  # every event, not only the first of the container
+        with pytest.raises(detector.ConfigurationTamperedError, match=variable):
+            detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
+    errors = [line for line in json_log_lines(caplog, detector) if line["level"] == "ERROR"]
+    assert len(errors) == 2 and all(line["interceptionVariables"] == [variable] for line in errors)
+
+
+def test_a_local_detector_may_run_behind_a_proxy(detector_started: Callable[..., ModuleType]) -> None:
+    detector = detector_started(AWS_SAM_LOCAL="true", HTTPS_PROXY="http://corporate-proxy.example:3128")
+    answer = detector.lambda_handler(
+        copy.deepcopy(IGNORED_EVENT), FakeLambdaContext(invoked_function_arn=EMULATOR_FUNCTION_ARN)
+    )
+    assert answer["verdict"] == "ignored"

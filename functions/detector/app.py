@@ -27,6 +27,7 @@ from publisher import (
     FindingsRoleError,
     client_config,
     endpoint_variables,
+    interception_variables,
     runs_locally,
     security_hub_client,
 )
@@ -78,6 +79,8 @@ findings_settings = FindingsAccountSettings.from_config(
 publisher = FindingPublisher(security_hub_client(local=False))
 member_publishers = _member_publishers(local=False)
 _cold_start = True
+# Set on the first invocation of a deployed function whose configuration would let its traffic be intercepted.
+_interception: list[str] = []
 
 _METRIC_BY_VERDICT = {
     "finding": "Findings",
@@ -96,6 +99,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Judge one CloudTrail record and, when it is a finding, store it in Security Hub."""
     if _cold_start:
         _choose_security_hub_endpoint(context)
+    if _interception:
+        # Every event fails loudly (Errors alarm, retries, then the failure queue) rather than be sent where it
+        # could be read and dropped.
+        message = f"Refusing to judge events: {', '.join(_interception)} set on a deployed detector"
+        logger.error(message, interceptionVariables=_interception)
+        raise ConfigurationTamperedError(message)
     try:
         cloudtrail_event = unwrap(event)
     except InvalidEventError as error:
@@ -121,6 +130,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
 
 
+class ConfigurationTamperedError(RuntimeError):
+    """The deployed function's configuration would let its findings be intercepted; it judges nothing."""
+
+
 def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
     """Who this function is, from what the Lambda runtime says (its ARN, and AWS_LAMBDA_FUNCTION_NAME and AWS_REGION,
     which are reserved), never from a setting that a change to the function could rewrite."""
@@ -130,16 +143,18 @@ def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
 
 def _choose_security_hub_endpoint(context: LambdaContext) -> None:
     """On the first invocation: honour a configured endpoint if, and only if, the function runs locally."""
-    global publisher, member_publishers, _cold_start
+    global publisher, member_publishers, _cold_start, _interception
     _cold_start = False
     if runs_locally(context.invoked_function_arn, os.environ):
         publisher = FindingPublisher(security_hub_client(local=True))
         member_publishers = _member_publishers(local=True)
-    elif ignored := endpoint_variables(os.environ):
+        return
+    if ignored := endpoint_variables(os.environ):
         logger.warning(
             "Security Hub endpoint variables ignored: a deployed detector sends findings to the real endpoint only",
             ignoredVariables=ignored,
         )
+    _interception = interception_variables(os.environ)
 
 
 def _store_finding(cloudtrail_event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount) -> str:

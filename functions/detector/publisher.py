@@ -29,9 +29,22 @@ SECURITY_HUB_CLIENT_CONFIG = Config(
 EMULATOR_ACCOUNT_ID = "012345678912"
 """The account of the function ARN that the Lambda Runtime Interface Emulator hands every invocation, under
 ``sam local invoke`` (which runs it in the function's container) as under ``make demo``."""
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_SECURITYHUB", "AWS_ENDPOINT_URL")
-"""The variables that would point botocore at another Security Hub endpoint: what a change to the function's
-configuration can set. (A config file's ``endpoint_url`` is ignored as well, but needs a file on disk.)"""
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_SECURITYHUB", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")
+"""The variables that would point botocore at another Security Hub (or STS) endpoint: what a change to the
+function's configuration can set. (A config file's ``endpoint_url`` is ignored as well, but needs a file on disk.)"""
+INTERCEPTION_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+)
+"""Variables that route the real endpoint's traffic through another host (a proxy), or make the clients trust
+another certificate authority: with either, whoever set them can read and drop every finding while the endpoint
+looks real. The function is not in a VPC and needs neither."""
 
 _log = Logger(child=True)
 
@@ -68,6 +81,11 @@ def security_hub_client(local: bool) -> Any:
 def endpoint_variables(environ: Mapping[str, str]) -> list[str]:
     """The names of the endpoint variables that are set (an empty value is as good as unset)."""
     return [name for name in ENDPOINT_VARIABLES if environ.get(name)]
+
+
+def interception_variables(environ: Mapping[str, str]) -> list[str]:
+    """The names of the interception variables that are set (an empty value is as good as unset)."""
+    return [name for name in INTERCEPTION_VARIABLES if environ.get(name)]
 
 
 class PublishError(RuntimeError):
