@@ -32,6 +32,7 @@ from tools.cloudformation import (
     STACK_NAME,
     TEMPLATE_PATH,
     Stack,
+    generated_name,
     load_template,
     to_json,
     translate,
@@ -223,6 +224,15 @@ BLINDING_CALLS: dict[str, dict[str, Any]] = {
     ),
     "SetAlarmState on the heartbeat alarm": api_call(
         "monitoring", "SetAlarmState", {"alarmName": f"{STACK_NAME}-canary-heartbeat", "stateValue": "OK"}
+    ),
+    "DisableAlarmActions on the Errors alarm": api_call(
+        "monitoring", "DisableAlarmActions", {"alarmNames": ["cpu-high", generated_name("DetectorErrorsAlarm")]}
+    ),
+    "DeleteAlarms on the failed-invocation queue alarm": api_call(
+        "monitoring", "DeleteAlarms", {"alarmNames": [generated_name("FailedInvocationQueueAlarm")]}
+    ),
+    "PutMetricAlarm on the dropped-events alarm": api_call(
+        "monitoring", "PutMetricAlarm", {"alarmName": generated_name("DetectorAsyncEventsDroppedAlarm")}
     ),
 }
 
