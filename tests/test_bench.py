@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tools import bench, bench_pattern
+from tools import bench, bench_package, bench_pattern
 
 TINY = bench.BenchSettings(
     cold_start_runs=1,
@@ -48,8 +48,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A function package like the one ``sam build`` makes, copied from this environment."""
     root = tmp_path_factory.mktemp("artifact")
     site_packages = Path(str(distribution("boto3").locate_file(""))).resolve()
-    members = bench.distribution_closure(site_packages, ["boto3", "aws-lambda-powertools"])
-    for path in bench.distribution_files(site_packages, members):
+    members = bench_package.distribution_closure(site_packages, ["boto3", "aws-lambda-powertools"])
+    for path in bench_package.distribution_files(site_packages, members):
         target = root / path.relative_to(site_packages)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -187,7 +187,7 @@ def test_harness_bench_package_size_compares_with_the_sdk_and_its_dependencies_o
     fake_distribution(tmp_path, "aws-lambda-powertools", ["jmespath"], powertools_files)
     (tmp_path / "app.py").write_bytes(b"import boto3\n")
 
-    sizes = bench.measure_package_size(tmp_path)
+    sizes = bench_package.measure_package_size(tmp_path)
 
     assert [name.split()[0] for name in sizes.sdk_distributions] == ["boto3", "botocore", "jmespath"]
     assert sizes.sdk.files == 3 * 3  # one module, METADATA and RECORD each
@@ -198,7 +198,9 @@ def test_harness_bench_package_size_compares_with_the_sdk_and_its_dependencies_o
 
 def test_harness_bench_package_rows_give_the_ratio_of_known_sizes() -> None:
     mib = 1024 * 1024
-    sizes = bench.PackageSizes(bench.PackageSize(9, 3 * mib, mib), bench.PackageSize(3, 2 * mib, 2 * mib), ("boto3 1",))
+    sizes = bench_package.PackageSizes(
+        bench_package.PackageSize(9, 3 * mib, mib), bench_package.PackageSize(3, 2 * mib, 2 * mib), ("boto3 1",)
+    )
     unzipped, zipped = bench.package_section(sizes).rows
     assert (unzipped.measure, unzipped.subject, unzipped.baseline, unzipped.ratio) == (
         EVERY_ROW[5],

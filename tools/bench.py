@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
-import io
 import json
 import os
 import platform
@@ -37,18 +35,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
-from tools import bench_backtest, bench_pattern, local_runtime
+from tools import bench_backtest, bench_package, bench_pattern, local_runtime
 from tools.cases import INVALID, PROJECT_ROOT, load_cases
 from tools.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
 
@@ -57,8 +50,6 @@ DETECTOR_SOURCES = PROJECT_ROOT / "functions" / "detector"
 WORKER = Path(__file__).resolve().parent / "bench_lambda.py"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-SDK_DISTRIBUTIONS = ("boto3",)
-"""The baseline package: boto3 and what it depends on, which any Python function that bundles the SDK ships."""
 BASELINE_IMPORT = 'import boto3\nboto3.client("securityhub")'
 IMPORT_PROBE = """\
 import time
@@ -165,6 +156,11 @@ def comparison_row(measure: str, paired: Paired, unit: Callable[[float], str], t
     if target is None:
         return Row(measure, subject, baseline, f"{paired.ratio:.2f}", "—", ok_text(None))
     return Row(measure, subject, baseline, f"{paired.ratio:.2f}", f"≤ {target:.2f}", ok_text(paired.ratio <= target))
+
+
+def check_row(measure: str, subject: str, target: str, passed: bool, baseline: str = "") -> Row:
+    """A row that is a check against a fixed target rather than a ratio."""
+    return Row(measure, subject, baseline, "", target, ok_text(passed))
 
 
 def render_table(rows: Sequence[Row]) -> str:
@@ -395,13 +391,12 @@ def memory_section(memory: Mapping[str, MemoryUse], settings: BenchSettings) -> 
     peak = Paired((detector.peak_rss_kib,), (baseline.peak_rss_kib,))
     rows = [
         comparison_row(f"peak RSS over {settings.memory_invocations:,} warm invocations", peak, mib),
-        Row(
+        check_row(
             f"RSS growth, invocation {settings.memory_warmup:,} → {settings.memory_invocations:,}",
             f"{detector.growth_kib:+,} KiB",
-            f"{baseline.growth_kib:+,} KiB",
-            "",
             f"none (< {GROWTH_ALLOWANCE_KIB:,} KiB)",
-            ok_text(detector.growth_kib < GROWTH_ALLOWANCE_KIB),
+            detector.growth_kib < GROWTH_ALLOWANCE_KIB,
+            baseline=f"{baseline.growth_kib:+,} KiB",
         ),
     ]
     details = ["Memory (resident set, one process each):"]
@@ -413,72 +408,10 @@ def memory_section(memory: Mapping[str, MemoryUse], settings: BenchSettings) -> 
     return Section(rows, details)
 
 
-# 4. Package size --------------------------------------------------------------------------------------------
+# 4. Package size (tools/bench_package.py) ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PackageSize:
-    files: int
-    bytes: int
-    zipped_bytes: int
-
-
-@dataclass(frozen=True)
-class PackageSizes:
-    detector: PackageSize
-    sdk: PackageSize
-    sdk_distributions: tuple[str, ...]
-
-
-def distribution_closure(root: Path, top: Iterable[str]) -> list[Distribution]:
-    """The distributions installed in ``root`` that ``top`` needs, ``top`` included; requirements whose markers
-    this interpreter does not meet (those of extras, of other Pythons) left out."""
-    installed = {canonicalize_name(dist.metadata["Name"]): dist for dist in distributions(path=[str(root)])}
-    wanted, found = [canonicalize_name(name) for name in top], {}
-    while wanted:
-        name = wanted.pop()
-        if name in found or name not in installed:
-            continue
-        found[name] = installed[name]
-        requirements = [Requirement(text) for text in installed[name].requires or []]
-        wanted += [canonicalize_name(r.name) for r in requirements if not r.marker or r.marker.evaluate({"extra": ""})]
-    return [found[name] for name in sorted(found)]
-
-
-def distribution_files(root: Path, members: Iterable[Distribution]) -> list[Path]:
-    """The files these distributions installed in ``root`` (per their RECORD) that are there, with the bytecode
-    compiled for their modules after installation (RECORD does not list it)."""
-    files: set[Path] = set()
-    for distribution in members:
-        for recorded in distribution.files or []:
-            path = Path(str(distribution.locate_file(recorded))).resolve()
-            candidates = [path, Path(importlib.util.cache_from_source(str(path)))] if path.suffix == ".py" else [path]
-            files.update(item for item in candidates if item.is_file() and item.is_relative_to(root.resolve()))
-    return sorted(files)
-
-
-def package_size(root: Path, files: Sequence[Path]) -> PackageSize:
-    """How many files, their bytes, and the size of a deflated zip of them, as ``sam package`` uploads it."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            archive.write(path, path.relative_to(root.resolve()).as_posix())
-    return PackageSize(len(files), sum(path.stat().st_size for path in files), buffer.getbuffer().nbytes)
-
-
-def measure_package_size(artifact: Path) -> PackageSizes:
-    sdk = distribution_closure(artifact, SDK_DISTRIBUTIONS)
-    if not sdk:
-        raise ValueError(f"{artifact} holds no {', '.join(SDK_DISTRIBUTIONS)} distribution")
-    everything = sorted(path.resolve() for path in artifact.rglob("*") if path.is_file())
-    return PackageSizes(
-        package_size(artifact, everything),
-        package_size(artifact, distribution_files(artifact, sdk)),
-        tuple(f"{dist.metadata['Name']} {dist.version}" for dist in sdk),
-    )
-
-
-def package_section(sizes: PackageSizes) -> Section:
+def package_section(sizes: bench_package.PackageSizes) -> Section:
     detector, sdk = sizes.detector, sizes.sdk
 
     def row(measure: str, detector_bytes: int, sdk_bytes: int) -> Row:
@@ -516,19 +449,12 @@ def pattern_rows(cost: bench_pattern.PatternCost) -> list[Row]:
         return f"{cost.per_thousand(count):.1f}"
 
     exact = cost.matched == cost.in_scope and cost.wasted == 0 and cost.missed == 0
-    matched = f"invocations per {1000:,} Lambda write events"
-    wasted, missed = "  wasted (matched, out of scope) per 1,000", "  missed (in scope, not matched) per 1,000"
+    matched = "invocations per 1,000 Lambda write events"
+    ratio, in_scope = f"{cost.ratio:.2f}", f"{per_1000(cost.in_scope)} in scope"
     return [
-        Row(
-            matched,
-            per_1000(cost.matched),
-            f"{per_1000(cost.in_scope)} in scope",
-            f"{cost.ratio:.2f}",
-            "1.00",
-            ok_text(exact),
-        ),
-        Row(wasted, per_1000(cost.wasted), "", "", "0", ok_text(cost.wasted == 0)),
-        Row(missed, per_1000(cost.missed), "", "", "0 (must)", ok_text(cost.missed == 0)),
+        Row(matched, per_1000(cost.matched), in_scope, ratio, "1.00", ok_text(exact)),
+        check_row("  wasted (matched, out of scope) per 1,000", per_1000(cost.wasted), "0", not cost.wasted),
+        check_row("  missed (in scope, not matched) per 1,000", per_1000(cost.missed), "0 (must)", not cost.missed),
     ]
 
 
@@ -545,17 +471,13 @@ def backtest_row(speed: bench_backtest.BacktestSpeed) -> Row:
 # The report -------------------------------------------------------------------------------------------------
 
 
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
     """Every measurement in turn; the report."""
     function = detector_function()
     seconds: dict[str, float] = {}
 
     def timed(name: str, measure: Callable[[], Section]) -> Section:
-        progress(f"{name}…")
+        print(f"[bench] {name}…", file=sys.stderr, flush=True)
         started = time.monotonic()
         section = measure()
         seconds[name] = time.monotonic() - started
@@ -578,7 +500,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         timed("cold start", cold_start),
         timed("warm CPU", lambda: warm_cpu_section(measure_warm_cpu(artifact, function, settings))),
         timed("memory", lambda: memory_section(measure_memory(artifact, function, settings), settings)),
-        timed("package size", lambda: package_section(measure_package_size(artifact))),
+        timed("package size", lambda: package_section(bench_package.measure_package_size(artifact))),
         timed("pattern", pattern),
         timed("backtest", backtest),
     ]
