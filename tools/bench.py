@@ -25,6 +25,7 @@ and Security Hub is answered locally.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -186,11 +187,16 @@ def detector_function() -> dict[str, Any]:
     return Stack(load_template(TEMPLATE_PATH)).properties(FUNCTION_ID)
 
 
+@functools.cache
+def lambda_function() -> Any:
+    """The function as the SAM CLI reads it from the template, read once for all the processes started here."""
+    return local_runtime.template_function(TEMPLATE_PATH)
+
+
 def lambda_environment(task_root: Path) -> dict[str, str]:
     """The environment Lambda gives the function under the template's defaults, as the demo and the end-to-end
     tests build it (tools/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
-    function = local_runtime.template_function(TEMPLATE_PATH)
-    return local_runtime.lambda_environment(function, task_root, [task_root])
+    return local_runtime.lambda_environment(lambda_function(), task_root, [task_root])
 
 
 def function_arn(function: Mapping[str, Any]) -> str:
