@@ -126,14 +126,6 @@ def memory_status_kib(field: str) -> int:
     raise LookupError(f"{field} is not in /proc/self/status")
 
 
-def resident_kib() -> int:
-    return memory_status_kib("VmRSS")
-
-
-def peak_resident_kib() -> int:
-    return memory_status_kib("VmHWM")
-
-
 def measure_warm_cpu(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Alternate blocks of the two handlers, the first block of each round switching sides every round."""
     subjects = {
@@ -159,13 +151,13 @@ def measure_memory(
 ) -> dict[str, Any]:
     invoke(handler, payloads, context, job["warmup"])
     gc.collect()
-    after_warmup = resident_kib()
+    after_warmup = memory_status_kib("VmRSS")
     invoke(handler, payloads, context, job["invocations"] - job["warmup"])
     gc.collect()
     return {
         "rss_after_warmup_kib": after_warmup,
-        "rss_end_kib": resident_kib(),
-        "peak_rss_kib": peak_resident_kib(),
+        "rss_end_kib": memory_status_kib("VmRSS"),
+        "peak_rss_kib": memory_status_kib("VmHWM"),
         "security_hub_calls": security_hub_calls,
     }
 
