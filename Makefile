@@ -93,7 +93,7 @@ backtest: $(INSTALLED)  ## Judge stored CloudTrail history with the live rule: m
 redrive: $(INSTALLED)  ## Send the events the deployed detector failed on back to it: make redrive ARGS="--dry-run"
 	$(BIN)/python -m tools.redrive $(ARGS)
 
-bench: $(BUILT)  ## Cold start, warm CPU, memory, package size and pattern cost, each against its baseline
+bench: $(BUILT)  ## Cold start, warm CPU, memory, package size, pattern cost and backtest speed, each against its baseline
 	$(BIN)/python -m tools.bench
 
 clean:
