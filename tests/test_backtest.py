@@ -298,13 +298,17 @@ def role_calls(role_name: str, days: int, session_suffix: str = "", **identity: 
 def test_human_summary_groups_findings_and_suggests_pipeline_roles(tmp_path: Path) -> None:
     role = f"arn:aws:iam::{ACCOUNT}:role/PaymentsPipeline"
     records = role_calls("PaymentsPipeline", 6, "\x1b[2J", invokedBy="cloudformation.amazonaws.com")
-    write_log(tmp_path / "trail.json.gz", records + sample_records())
+    # A record is anyone's to write: a principal that would clear the screen and reverse the rest of its line.
+    hostile = role_calls("Mallory\x1b[2J\u202eelor", 1)
+    write_log(tmp_path / "trail.json.gz", records + hostile + sample_records())
 
     status, text, _ = run_backtest(["--path", str(tmp_path), "--no-progress"])
     _, report = run_json(["--path", str(tmp_path)])
 
     assert status == 0
-    assert "\x1b" not in text  # a caller-chosen session name cannot drive the terminal
+    # Text from a record can neither drive the terminal nor reverse how a line reads; it is shown escaped.
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "Mallory\\x1b[2J\\u202eelor" in text
     assert f"{role};invokedBy=cloudformation.amazonaws.com" in text
     row = next(line for line in text.splitlines() if line.startswith("6 ") and "PaymentsPipeline" in line)
     assert "2026-11-01T10:00:00Z" in row and "2026-11-06T10:00:00Z" in row and "CreateFunction" in row

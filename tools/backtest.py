@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from tools.findings import parse_since
+from tools.terminal import printable
 from tools.trail_judge import (
     DIRECT,
     Judge,
     JudgeConfig,
     Judgement,
-    clean,
     judge_local_file,
     judge_path,
     start_worker,
@@ -420,7 +420,7 @@ def report_json(run: Run, suggestions: list[dict[str, Any]]) -> str:
 
 
 def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | None, seconds: float) -> str:
-    """The summary for a person; every value from a record is cleaned of control characters first."""
+    """The summary for a person; every value from a record is escaped for the terminal first."""
     judgement = run.judgement
     lines = [
         f"Judged {judgement.records:,} records from {run.sources:,} files or pages in {seconds:.1f} s"
@@ -494,7 +494,7 @@ def _columns(table: list[list[str]]) -> list[str]:
 
 def _printable(value: Any) -> str:
     """A record's text made safe for a terminal: a caller-chosen session name must not carry escape sequences."""
-    return clean(str(value))
+    return printable(str(value))
 
 
 # Command -------------------------------------------------------------------------------------------------------

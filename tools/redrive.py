@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,8 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from tools.terminal import printable
 
 DEFAULT_STACK_NAME = "lambda-crud-detector"
 FAILED_INVOCATIONS = "failed-invocations"
@@ -46,8 +47,6 @@ WAIT_TIME_SECONDS = 2
 MAX_MESSAGES_PER_RECEIVE = 10
 PROGRESS_EVERY = 25
 """A progress line on stderr after this many messages of one queue."""
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class MalformedMessage(ValueError):
@@ -155,12 +154,6 @@ def function_answer(response: Mapping[str, Any]) -> tuple[str | None, Any]:
     if not 200 <= response.get("StatusCode", 0) < 300:
         return f"invocation answered with status {response.get('StatusCode')}", answer
     return None, answer
-
-
-def printable(text: str) -> str:
-    """``text`` with control and bidirectional characters escaped: events are written by whoever made the call, and
-    the report goes to a terminal."""
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 # Redriving ---------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ if str(DETECTOR_SOURCES) not in sys.path:  # the detector's modules import each 
     sys.path.insert(0, str(DETECTOR_SOURCES))
 
 from cloudtrail import InvalidEventError, unwrap  # noqa: E402
-from finding import DetectorAccount, build_finding, clean, finding_id  # noqa: E402, F401  (clean: for the reports)
+from finding import DetectorAccount, build_finding, finding_id  # noqa: E402
 from rule import LAMBDA_EVENT_SOURCE, RuleSettings, evaluate  # noqa: E402
 
 REQUIRED_KINDS = ("finding", "allowlisted", "ignored", "invalid")
