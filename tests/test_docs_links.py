@@ -1,11 +1,12 @@
 """The documentation holds together: every relative link and anchor in README.md and docs/ resolves, the README
-stays a front page, and the index lists the Makefile's commands.
+stays a front page, the index lists the Makefile's commands, and the code picture draws the real imports.
 
 Links and headings are read with markdown-it-py (the CommonMark parser rich uses), so that a link in a code block
 is no link and a heading is what a Markdown renderer takes for one. Anchors follow GitHub's slugs."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -168,3 +169,47 @@ def test_a_broken_link_or_anchor_is_reported(monkeypatch: pytest.MonkeyPatch, tm
         "../../etc/passwd": "points outside the repository",
         "../template.yaml#x": "an anchor into a file that has no headings",
     }
+
+
+# The code picture in docs/development.md: a Mermaid block whose nodes are files and whose arrows are imports.
+_NODE = re.compile(r'^\s*(\w+)\["([\w/]+\.py)<br/>', re.MULTILINE)
+_EDGE = re.compile(r"^\s*(\w+) --> ([\w &]+)$", re.MULTILINE)
+
+
+def drawn_imports(markdown: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """The files and arrows of the Mermaid block that draws functions/detector/app.py."""
+    block = next(
+        token.content for token in _PARSER.parse(markdown) if token.info == "mermaid" and "app.py" in token.content
+    )
+    files = {node: path for node, path in _NODE.findall(block)}
+    arrows = {
+        (files[source], files[target.strip()])
+        for source, targets in _EDGE.findall(block)
+        for target in targets.split("&")
+    }
+    return set(files.values()), arrows
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The top-level module names a Python file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_code_picture_draws_the_functions_imports() -> None:
+    """Every module of the function is drawn, and the arrows are exactly the imports between the drawn files."""
+    files, arrows = drawn_imports((PROJECT_ROOT / "docs" / "development.md").read_text(encoding="utf-8"))
+    function_dir = PROJECT_ROOT / "functions" / "detector"
+    # The function's modules are drawn by file name; any other file by its path from the project's root.
+    source = {name: PROJECT_ROOT / name if "/" in name else function_dir / name for name in files}
+    modules = {path.stem: path.name for path in function_dir.glob("*.py")}
+    assert set(modules.values()) <= files, f"modules of the function not drawn: {set(modules.values()) - files}"
+    imports = {
+        (name, modules[module]) for name in files for module in imported_modules(source[name]) if module in modules
+    }
+    assert arrows == imports, f"drawn, not imported: {arrows - imports}; imported, not drawn: {imports - arrows}"
