@@ -113,7 +113,7 @@ def test_done_when_web_identity_provider() -> None:
     # Another identity provider, even one whose ARN ends like GitHub's.
     lookalike = f"arn:aws:iam::{ACCOUNT}:oidc-provider/attacker.example/token.actions.githubusercontent.com"
     assert verdict(session(DEPLOY_ROLE, provider=lookalike), allowlist) == "finding"
-    # ... which a suffix glob would let through: the README recommends the provider's exact ARN.
+    # ... which a suffix glob would let through: docs/configuration.md recommends the provider's exact ARN.
     assert (
         verdict(
             session(DEPLOY_ROLE, provider=lookalike),

@@ -1,4 +1,4 @@
-"""Every sample event through `make invoke`, as the README runs it: sam local invoke, the function in its Lambda
+"""Every sample event through `make invoke`, as docs/development.md does: sam local invoke, the function in its Lambda
 container in Docker, writing to a local Security Hub (moto's server) on this machine.
 
 Selected only with ``-m docker`` (`make test-docker`), and skipped when no Docker engine answers. The Security Hub

@@ -70,7 +70,8 @@ class SettingsError(ValueError):
 
 
 # The channel conditions an allowlist entry may set, and the record field each one reads. Every field is written
-# by AWS, not by the caller, except sourceIdentity, which the first AssumeRole of a chain may set (see README).
+# by AWS, not by the caller, except sourceIdentity, which the first AssumeRole of a chain may set (see the
+# allowlist's keys in docs/configuration.md).
 CONDITION_FIELDS: dict[str, tuple[str, ...]] = {
     "invokedBy": ("userIdentity", "invokedBy"),
     "webIdentityProvider": ("userIdentity", "sessionContext", "webIdFederationData", "federatedProvider"),
