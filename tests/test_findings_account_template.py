@@ -48,9 +48,11 @@ def test_the_detector_may_assume_only_the_findings_role_and_only_in_source_mode(
     grants = role_grants(detector, "sts:AssumeRole")
     if detector.parameters["FindingsAccount"] == "source":
         role_name = detector.parameters["FindingsRoleName"]
-        assert grants == [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::*:role/{role_name}"}
-        ]
+        grant = {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::*:role/{role_name}"}
+        organization = detector.parameters["OrganizationId"]
+        if organization:  # only in the organisation's accounts: a forged record cannot aim it elsewhere
+            grant["Condition"] = {"StringEquals": {"aws:ResourceOrgID": organization}}
+        assert grants == [grant]
         assert detector.outputs["DetectorRoleArn"] == detector.attribute("DetectorRole", "Arn")
         assert detector.outputs["FindingsRoleName"] == role_name
     else:

@@ -31,6 +31,18 @@ SCP_SIZE_LIMIT = 5120
 DEPLOYMENT_ROLE_PLACEHOLDER = "arn:aws:iam::*:role/REPLACE-WITH-DEPLOYMENT-ROLE-NAME"
 DEPLOYMENT_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/REPLACE-WITH-DEPLOYMENT-ROLE-NAME"
 ATTACKER = f"arn:aws:iam::{ACCOUNT_ID}:role/OpsAdmin"
+REDRIVE_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/REPLACE-WITH-REDRIVE-ROLE-NAME"
+SECURITY_HUB_ROUTING = [
+    "securityhub:CreateAutomationRule",
+    "securityhub:BatchUpdateAutomationRules",
+    "securityhub:BatchDeleteAutomationRules",
+    "securityhub:CreateAutomationRuleV2",
+    "securityhub:UpdateAutomationRuleV2",
+    "securityhub:DeleteAutomationRuleV2",
+    "securityhub:CreateFindingAggregator",
+    "securityhub:UpdateFindingAggregator",
+    "securityhub:DeleteFindingAggregator",
+]
 
 LAMBDA_WRITES = [
     "lambda:UpdateFunctionConfiguration",
@@ -90,6 +102,8 @@ def _condition_holds(condition: Mapping[str, Any], context: Mapping[str, str]) -
                 holds = actual is None or not any(_wildcard(p, actual) for p in _as_list(expected))
             elif operator == "StringEquals":
                 holds = actual in _as_list(expected)
+            elif operator == "ForAnyValue:StringEquals":  # a request value is a list of strings here
+                holds = any(value in _as_list(expected) for value in _as_list(actual or []))
             else:
                 raise AssertionError(f"condition operator {operator} not understood by this test")
             if not holds:
@@ -97,7 +111,7 @@ def _condition_holds(condition: Mapping[str, Any], context: Mapping[str, str]) -
     return True
 
 
-def denied(action: str, resource: str, principal: str, **context: str) -> bool:
+def denied(action: str, resource: str, principal: str, **context: Any) -> bool:
     """Whether the policy denies ``principal`` calling ``action`` on ``resource``."""
     request = {"aws:PrincipalArn": principal, **context}
     return any(
@@ -151,7 +165,10 @@ def protected_requests() -> list[tuple[str, str]]:
     requests += [(action, forwarder.attribute("ForwardLambdaApiCallsRule", "Arn")) for action in RULE_CHANGES]
     trail = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT_ID}:trail/management-events"
     requests += [(action, trail) for action in TRAIL_CHANGES]
-    requests.append(("securityhub:DisableSecurityHub", f"arn:aws:securityhub:us-east-1:{ACCOUNT_ID}:hub/default"))
+    hub = f"arn:aws:securityhub:us-east-1:{ACCOUNT_ID}:hub/default"
+    requests.append(("securityhub:DisableSecurityHub", hub))
+    requests += [(action, hub) for action in SECURITY_HUB_ROUTING]
+    requests += [(action, f"arn:aws:iam::{ACCOUNT_ID}:role/REPLACE-WITH-REDRIVE-ROLE-NAME") for action in ROLE_CHANGES]
     return requests
 
 
@@ -168,7 +185,7 @@ def test_policy_is_a_well_formed_service_control_policy() -> None:
     for statement in policy["Statement"]:
         assert set(statement) == {"Sid", "Effect", "Action", "Resource", "Condition"}, statement["Sid"]
         assert statement["Effect"] == "Deny"
-        assert all(re.fullmatch(r"[a-z0-9-]+:[A-Za-z*]+", action) for action in _as_list(statement["Action"]))
+        assert all(re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*]+", action) for action in _as_list(statement["Action"]))
         assert all(resource == "*" or resource.startswith("arn:aws:") for resource in _as_list(statement["Resource"]))
         # Nobody but the deployment role is exempt from any statement.
         assert DEPLOYMENT_ROLE_PLACEHOLDER in statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
@@ -195,6 +212,24 @@ def test_the_canary_schedule_may_change_the_canary_and_nothing_else() -> None:
     assert not denied("lambda:UpdateFunctionConfiguration", canary, role)
     assert denied("lambda:UpdateFunctionConfiguration", detector, role)
     assert denied("events:DisableRule", f"arn:aws:events:us-east-1:{ACCOUNT_ID}:rule/{STACK_NAME}-lambda-calls", role)
+
+
+def test_only_the_redrive_role_and_the_deployment_role_may_invoke_the_detector() -> None:
+    detector = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{STACK_NAME}"
+    for action in ("lambda:InvokeFunction", "lambda:InvokeAsync"):
+        assert denied(action, detector, ATTACKER) and denied(action, f"{detector}:live", ATTACKER)
+        assert not denied(action, detector, REDRIVE_ROLE)
+    # The redrive role may invoke, and nothing more.
+    assert denied("lambda:UpdateFunctionCode", detector, REDRIVE_ROLE)
+    assert denied("securityhub:CreateAutomationRuleV2", "*", REDRIVE_ROLE)
+
+
+def test_suppressing_findings_is_left_to_the_deployment_role_and_resolving_to_everyone() -> None:
+    hub = f"arn:aws:securityhub:us-east-1:{ACCOUNT_ID}:hub/default"
+    status = "securityhub:ASFFSyntaxPath/Workflow.Status"
+    assert denied("securityhub:BatchUpdateFindings", hub, ATTACKER, **{status: ["SUPPRESSED"]})
+    assert not denied("securityhub:BatchUpdateFindings", hub, DEPLOYMENT_ROLE, **{status: ["SUPPRESSED"]})
+    assert not denied("securityhub:BatchUpdateFindings", hub, ATTACKER, **{status: ["RESOLVED"]})
 
 
 def test_no_one_but_the_deployment_role_can_forge_a_heartbeat_metric() -> None:

@@ -301,6 +301,25 @@ def test_lambda_and_powertools_filter_logs_at_the_same_level(level: str) -> None
 # Delivery: retries and dead letters -------------------------------------------------------------------------
 
 
+def readers_only(detector: Stack, queue: str) -> dict[str, Any]:
+    """The statement that lets only the detector's role and the redrive role read, hide, delete or purge."""
+    return {
+        "Sid": "OnlyTheDetectorAndTheRedriveRoleRead",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"],
+        "Resource": detector.attribute(queue, "Arn"),
+        "Condition": {
+            "ArnNotEquals": {
+                "aws:PrincipalArn": [
+                    detector.attribute("DetectorRole", "Arn"),
+                    f"arn:aws:iam::{ACCOUNT_ID}:role/{detector.parameters['RedriveRoleName']}",
+                ]
+            }
+        },
+    }
+
+
 @every_parameter_set
 def test_rule_delivers_to_the_function_with_explicit_retries_and_a_dead_letter_queue(parameter_set: str) -> None:
     detector = stack(parameter_set)
@@ -333,6 +352,7 @@ def test_rule_delivers_to_the_function_with_explicit_retries_and_a_dead_letter_q
             "Resource": detector.attribute("RuleDeadLetterQueue", "Arn"),
             "Condition": {"ArnNotEquals": {"aws:SourceArn": detector.attribute(RULE_ID, "Arn")}},
         },
+        readers_only(detector, "RuleDeadLetterQueue"),
     ]
 
 
@@ -347,9 +367,12 @@ def test_only_lambda_writes_the_failed_invocation_queue_with_the_functions_role(
         for resource in detector.resources_of_type("AWS::SQS::QueuePolicy").values()
         if resource["Properties"]["Queues"] == [queue]
     ]
-    (statement,) = policy["PolicyDocument"]["Statement"]
+    statement, *readers = policy["PolicyDocument"]["Statement"]
     writer = detector.properties(FUNCTION_ID)["Role"]
     assert writer == detector.attribute("DetectorRole", "Arn")
+    assert readers == [
+        readers_only(detector, "FailedInvocationQueue"),
+    ]
     assert statement == {
         "Sid": "DenyAllButTheDetector",
         "Effect": "Deny",
@@ -482,6 +505,9 @@ def _alarms(detector: Stack) -> dict[tuple[str, str, str], dict[str, Any]]:
     found = {}
     for alarm in detector.resources_of_type("AWS::CloudWatch::Alarm").values():
         properties = alarm["Properties"]
+        if "Metrics" in properties:  # metric math over several rules: keyed by its first metric
+            stat = next(metric["MetricStat"] for metric in properties["Metrics"] if "MetricStat" in metric)
+            properties = {**properties, **stat["Metric"]}
         dimensions = {dimension["Name"]: dimension["Value"] for dimension in properties["Dimensions"]}
         subject = dimensions.get("RuleName") or next(iter(dimensions.values()))
         key = (properties["Namespace"], properties["MetricName"], subject)
@@ -517,15 +543,21 @@ def test_alarms_watch_the_function_the_rule_and_both_queues(parameter_set: str) 
     if detector.parameters["FindingsTopicArn"]:
         notification_rule = f"{STACK_NAME}-new-findings"
         expected[("AWS/Events", "FailedInvocations", notification_rule)] = {"RuleName": notification_rule}
-    heartbeat = ("LambdaCrudDetector", "CanaryHeartbeat", "lambda-crud-detector")
+    heartbeat = ("AWS/Events", "Invocations", rule_name)
     if detector.condition("CanaryEnabled"):
-        expected[heartbeat] = {"service": "lambda-crud-detector"}
+        expected[heartbeat] = rule_dimensions
+    service = {"service": "lambda-crud-detector"}
+    expected[("LambdaCrudDetector", "FailedCallsFolded", "lambda-crud-detector")] = service
+    expected[("LambdaCrudDetector", "ImplausibleEventTime", "lambda-crud-detector")] = service
     alarms = _alarms(detector)
     assert {key: alarm["Dimensions"] for key, alarm in alarms.items()} == expected
     for key, alarm in alarms.items():
         assert alarm.get("AlarmActions") == ([topic] if topic else None)
         if key == heartbeat:
             continue  # a missing heartbeat is the failure it exists to report; see the canary tests
+        if key[1] == "FailedCallsFolded":
+            assert alarm["Threshold"] > 0  # a few folded calls are routine; a flood is not
+            continue
         # Each of these metrics is only reported when something fails or waits: no data means all is well.
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
         assert alarm["TreatMissingData"] == "notBreaching"

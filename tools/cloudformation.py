@@ -282,6 +282,9 @@ class Stack:
             schedule = name_property("Name")
             group = str(self.resolve(properties.get("GroupName", "default")))
             return {"Ref": schedule, "Arn": prefix.format(service="scheduler") + f":schedule/{group}/{schedule}"}
+        if kind == "AWS::S3::Bucket":
+            bucket = name_property("BucketName").lower()  # generated bucket names are lower case
+            return {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}"}
         if kind == "AWS::CloudWatch::Alarm":
             alarm = name_property("AlarmName")
             return {"Ref": alarm, "Arn": prefix.format(service="cloudwatch") + f":alarm:{alarm}"}
