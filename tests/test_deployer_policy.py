@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from functools import cache
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
 from typing import Any
 
