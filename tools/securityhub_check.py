@@ -153,9 +153,10 @@ def run_check(
 
 
 def format_report(report: Report, account: str, region: str) -> str:
-    v2 = {True: "yes: the new Security Hub shows findings of a custom product", False: "no"}.get(
-        report.found_v2, "could not tell"
-    )
+    if report.found_v2 is None:
+        v2 = "could not tell"
+    else:
+        v2 = "yes: the new Security Hub shows findings of a custom product" if report.found_v2 else "no"
     lines = [
         f"Security Hub check in account {account}, Region {region}",
         f"  test finding Id:                {report.finding_id}",
