@@ -89,6 +89,11 @@ findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--
 backtest: $(INSTALLED)  ## Judge stored CloudTrail history with the live rule: make backtest ARGS="--path DIR --json"
 	$(BIN)/python -m tools.backtest $(ARGS)
 
+# Imports one labelled test finding into a real account, looks for it in both Security Hubs, then archives it.
+.PHONY: securityhub-check
+securityhub-check: $(INSTALLED)  ## Which Security Hub shows the findings: make securityhub-check ARGS="--region us-east-1"
+	$(BIN)/python -m tools.securityhub_check $(ARGS)
+
 .PHONY: redrive
 redrive: $(INSTALLED)  ## Send the events the deployed detector failed on back to it: make redrive ARGS="--dry-run"
 	$(BIN)/python -m tools.redrive $(ARGS)

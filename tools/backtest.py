@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -27,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tools.cost import Usage, format_cost, monthly_cost
 from tools.findings import parse_since
 from tools.terminal import printable
 from tools.trail_judge import (
@@ -482,6 +484,58 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
     return "\n".join(lines)
 
 
+def allowlist_override(suggestions: Sequence[dict[str, Any]]) -> str | None:
+    """The suggested entries as a `sam deploy` argument, quoted for a POSIX shell: entries hold ``;`` (and a
+    team's own may hold ``*``), which the shell would otherwise split or expand. Only entries that print as they
+    are: a record's text that needs escaping for the terminal is not put on a command line."""
+    entries = [
+        suggestion["entry"] for suggestion in suggestions if _printable(suggestion["entry"]) == suggestion["entry"]
+    ]
+    if not entries:
+        return None
+    return "--parameter-overrides " + shlex.quote("AllowlistPatterns=" + ",".join(entries))
+
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def history_days(since: datetime | None, until: datetime, findings: Sequence[dict[str, Any]]) -> float:
+    """The length of the history read, in days: the time range asked for, else the span of the would-be findings'
+    event times (at least a day)."""
+    if since is not None:
+        return max((until - since).total_seconds() / 86400, 1.0)
+    times = sorted(str(finding.get("eventTime")) for finding in findings if finding.get("eventTime"))
+    if len(times) < 2:
+        return 1.0
+    try:
+        first, last = (datetime.fromisoformat(times[index].replace("Z", "+00:00")) for index in (0, -1))
+    except ValueError:
+        return 1.0
+    return max((last - first).total_seconds() / 86400, 1.0)
+
+
+def deploy_advice(run: Run, suggestions: Sequence[dict[str, Any]], days: float) -> str:
+    """The suggested allowlist as a ready `sam deploy` line, and what this history would cost a month."""
+    counts = run.judgement.counts
+    invocations = sum(count for kind, count in counts.items() if kind not in ("ignored", "invalid"))
+    findings = counts.get("finding", 0)
+    scale = DAYS_PER_MONTH / days
+    lines = [""]
+    override = allowlist_override(suggestions)
+    if override is not None:
+        lines += [
+            "To deploy with the suggested allowlist (replacing the default *DeployRole; add your own entries):",
+            f"  sam deploy {override}",
+            "",
+        ]
+    lines += [
+        f"Estimated monthly cost of the detector on this history ({days:,.1f} days read: {invocations:,}"
+        f" invocations, {findings:,} findings; scaled to a month, list prices of docs/cost.md):",
+        format_cost(monthly_cost(Usage(writes=invocations * scale, findings=findings * scale))),
+    ]
+    return "\n".join(lines)
+
+
 def sorted_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Errors by source and record, whichever worker reported them first."""
     return sorted(errors, key=lambda error: (str(error["source"]), error.get("record", -1)))
@@ -580,6 +634,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         print(report_json(run, suggestions))
     else:
         print(report_text(run, suggestions, arguments.allowlist, time.monotonic() - started))
+        print(deploy_advice(run, suggestions, history_days(since, until, run.judgement.findings)))
     if importer is not None:
         print(f"backtest: imported {importer.sent:,} findings into Security Hub.", file=sys.stderr)
     return 1 if run.judgement.errors else 0
