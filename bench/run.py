@@ -1,4 +1,4 @@
-"""What the detector costs, each figure measured in the same run as its baseline: ``python -m tools.bench``.
+"""What the detector costs, each figure measured in the same run as its baseline: ``python -m bench.run``.
 
 1. Cold start: importing the handler module in a fresh ``python3.13 -S`` process whose PYTHONPATH is only the
    built function, with the environment Lambda gives it under the template's defaults, against importing boto3
@@ -8,14 +8,14 @@
    every cold start. Also shown: the handler from source.
 2. Warm CPU per invocation: the handler over the sample events against a handler that only sends the finding
    the detector would send, prebuilt, through boto3's default client; Security Hub answers locally, after botocore
-   has validated, serialized and signed the call (tools/bench_lambda.py).
+   has validated, serialized and signed the call (bench/lambda_worker.py).
 3. Memory: peak resident memory over many warm invocations against the baseline handler's, and how much the
    detector's grows after warm-up.
 4. Size of the built package, unzipped and zipped, against boto3 with its dependencies alone.
 5. Invocations the event rule's pattern, as written in template.yaml, triggers per 1,000 Lambda write events
    of a realistic mix, against the number the rule (rule.py) holds in scope; evaluated with moto's EventBridge
    matcher.
-6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (tools/bench_backtest.py).
+6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (bench/backtest.py).
 
 Repeated figures are interleaved (baseline and subject take turns) and reported as the median of the paired
 ratios, because machines are shared and noisy. Nothing here contacts AWS or the network: credentials are dummies
@@ -42,13 +42,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from tools import bench_backtest, bench_package, bench_pattern, local_runtime
-from tools.cases import INVALID, PROJECT_ROOT, load_cases
-from tools.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
+from bench import backtest as bench_backtest
+from bench import package as bench_package
+from bench import pattern as bench_pattern
+from tests.support import local_runtime
+from tests.support.cases import INVALID, PROJECT_ROOT, load_cases
+from tests.support.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
 
 DEFAULT_ARTIFACT = PROJECT_ROOT / ".aws-sam" / "build" / FUNCTION_ID
 DETECTOR_SOURCES = PROJECT_ROOT / "functions" / "detector"
-WORKER = Path(__file__).resolve().parent / "bench_lambda.py"
+WORKER = Path(__file__).resolve().parent / "lambda_worker.py"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 BASELINE_IMPORT = 'import boto3\nboto3.client("securityhub")'
@@ -195,7 +198,7 @@ def lambda_function() -> Any:
 
 def lambda_environment(task_root: Path) -> dict[str, str]:
     """The environment Lambda gives the function under the template's defaults, as the demo and the end-to-end
-    tests build it (tools/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
+    tests build it (tests/support/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
     return local_runtime.lambda_environment(lambda_function(), task_root, [task_root])
 
 
@@ -294,7 +297,7 @@ def cold_start_section(cold: ColdStart) -> Section:
     return Section(rows, details)
 
 
-# 2 and 3. Warm invocations, in a Lambda-like process (tools/bench_lambda.py) --------------------------------
+# 2 and 3. Warm invocations, in a Lambda-like process (bench/lambda_worker.py) --------------------------------
 
 
 def detector_module(name: str) -> ModuleType:
@@ -311,7 +314,7 @@ def rule_settings(function: Mapping[str, Any]) -> Any:
 
 
 def worker_job(function: Mapping[str, Any], **settings: int) -> dict[str, Any]:
-    """What tools/bench_lambda.py needs: the sample events the handler accepts, for each the finding the detector
+    """What bench/lambda_worker.py needs: the sample events the handler accepts, for each the finding the detector
     sends (None when it sends none) for the baseline to send, and the Lambda context."""
     cloudtrail, rule, finding = (detector_module(name) for name in ("cloudtrail", "rule", "finding"))
     events = [case.event for case in load_cases() if case.expected_verdict != INVALID]
@@ -331,7 +334,7 @@ def worker_job(function: Mapping[str, Any], **settings: int) -> dict[str, Any]:
 
 
 def run_worker(mode: str, job: Mapping[str, Any], artifact: Path) -> Any:
-    """tools/bench_lambda.py in a fresh Lambda-like process; the figures it returns."""
+    """bench/lambda_worker.py in a fresh Lambda-like process; the figures it returns."""
     return json.loads(run_in_lambda_process(mode, ["-P", str(WORKER), mode], artifact, json.dumps(job)))
 
 
@@ -414,7 +417,7 @@ def memory_section(memory: Mapping[str, MemoryUse], settings: BenchSettings) -> 
     return Section(rows, details)
 
 
-# 4. Package size (tools/bench_package.py) ------------------------------------------------------------
+# 4. Package size (bench/package.py) ------------------------------------------------------------
 
 
 def package_section(sizes: bench_package.PackageSizes) -> Section:
@@ -436,7 +439,7 @@ def package_section(sizes: bench_package.PackageSizes) -> Section:
     )
 
 
-# 5. What the event pattern lets through (tools/bench_pattern.py) -------------------------------------------
+# 5. What the event pattern lets through (bench/pattern.py) -------------------------------------------
 
 
 def event_rule_pattern(function: Mapping[str, Any]) -> dict[str, Any]:
@@ -534,7 +537,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="the built function (sam build)")
     parser.add_argument("--quick", action="store_true", help="a few repetitions only: checks that it runs")
     arguments = parser.parse_args(argv)

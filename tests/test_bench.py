@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tools import bench, bench_package, bench_pattern
+from bench import package as bench_package
+from bench import pattern as bench_pattern
+from bench import run as bench
 
 TINY = bench.BenchSettings(
     cold_start_runs=1,

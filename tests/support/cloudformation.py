@@ -23,7 +23,7 @@ import yaml
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 FORWARDER_PATH = PROJECT_ROOT / "deploy" / "member-forwarder.yaml"
 FUNCTION_ID = "DetectorFunction"
