@@ -15,7 +15,8 @@
 5. Invocations the event rule's pattern, as written in template.yaml, triggers per 1,000 Lambda write events
    of a realistic mix, against the number the rule (rule.py) holds in scope; evaluated with moto's EventBridge
    matcher.
-6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (bench/backtest.py).
+6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (bench/backtest.py), and against
+   DuckDB's read_json with the rule as one SQL query, with the same verdict counts (bench/duckdb_backtest.py).
 
 Repeated figures are interleaved (baseline and subject take turns) and reported as the median of the paired
 ratios, because machines are shared and noisy. Nothing here contacts AWS or the network: credentials are dummies
@@ -43,6 +44,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from bench import backtest as bench_backtest
+from bench import duckdb_backtest as bench_duckdb
 from bench import package as bench_package
 from bench import pattern as bench_pattern
 from tests.support import local_runtime
@@ -477,6 +479,15 @@ def backtest_row(speed: bench_backtest.BacktestSpeed) -> Row:
     return row if speed.counts_match else row._replace(ok=ok_text(False))
 
 
+def duckdb_row(comparison: bench_duckdb.DuckDBComparison | None, records: int) -> Row:
+    """Backtest against DuckDB's read_json and a SQL query on the same files; their counts must be equal."""
+    measure = f"backtest vs DuckDB read_json, {records:,} records (wall)"
+    if comparison is None:
+        return Row(measure, "", "not installed", "", "—", ok_text(None))
+    row = comparison_row(measure, Paired(comparison.subject, comparison.baseline), ms)
+    return row if comparison.counts_match else row._replace(ok=ok_text(False))
+
+
 # The report -------------------------------------------------------------------------------------------------
 
 
@@ -505,6 +516,10 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         speed = bench_backtest.measure(settings.backtest_records, settings.backtest_repetitions)
         return Section([backtest_row(speed)], bench_backtest.details(speed))
 
+    def duckdb() -> Section:
+        comparison = bench_duckdb.measure(settings.backtest_records, settings.backtest_repetitions)
+        return Section([duckdb_row(comparison, settings.backtest_records)], bench_duckdb.details(comparison))
+
     sections = [
         timed("cold start", cold_start),
         timed("warm CPU", lambda: warm_cpu_section(measure_warm_cpu(artifact, function, settings))),
@@ -512,6 +527,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         timed("package size", lambda: package_section(bench_package.measure_package_size(artifact))),
         timed("pattern", pattern),
         timed("backtest", backtest),
+        timed("backtest vs DuckDB", duckdb),
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return "\n".join(

@@ -42,6 +42,7 @@ EVERY_ROW = (
     "wasted (matched, out of scope) per 1,000",
     "missed (in scope, not matched) per 1,000",
     "backtest, 2,000-record gzip trail (wall)",
+    "backtest vs DuckDB read_json, 2,000 records (wall)",
 )
 
 
