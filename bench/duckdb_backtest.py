@@ -63,7 +63,9 @@ def duckdb_counts(root: Path, actions: Sequence[str], allowlist: Sequence[str]) 
     import duckdb
 
     parameters = {"files": str(root / "**" / "*.json.gz"), "actions": list(actions), "allowlist": list(allowlist)}
+    # No progress bar: DuckDB draws one on the terminal for queries longer than two seconds.
     with duckdb.connect() as connection:
+        connection.execute("SET enable_progress_bar = false")
         rows = connection.execute(VERDICT_QUERY, parameters).fetchall()
     return {kind: 0 for kind in VERDICT_KINDS} | {str(verdict): int(count) for verdict, count in rows}
 
