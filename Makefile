@@ -1,6 +1,7 @@
 # lambda-crud-detector. `make demo` tries the detector locally; `make test` runs every test.
 # Both create the Python 3.13 environment on first use, and neither needs an AWS account. `make findings`,
-# `make redrive` and `make backtest` read or act on a real account, with your own AWS credentials.
+# `make redrive` and `make backtest` are shortcuts for the `lambda-crud-detector` command (docs/cli.md), which
+# reads or acts on a real account with your own AWS credentials.
 
 PYTHON ?= python3.13
 VENV := .venv
@@ -26,7 +27,7 @@ $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 .PHONY: demo test test-docker lint venv build validate invoke docker-available findings backtest bench clean
 
 demo: $(BUILT)  ## Run every sample event through the built function on a local Security Hub
-	$(BIN)/python -m tools.demo
+	$(BIN)/python -m tests.support.demo
 
 test: lint  ## Lint and type-check, then run the whole test suite (unit, template, build, end-to-end)
 	$(BIN)/python -m pytest
@@ -34,11 +35,11 @@ test: lint  ## Lint and type-check, then run the whole test suite (unit, templat
 lint: $(INSTALLED)  ## ruff's lint rules and format check, and mypy's type checks (configured in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/detector tools
+	$(BIN)/mypy functions/detector lambda_crud_detector bench tests/support
 
 venv: $(INSTALLED)
 
-$(INSTALLED): requirements-dev.txt functions/detector/requirements.txt
+$(INSTALLED): requirements-dev.txt functions/detector/requirements.txt pyproject.toml
 	@echo "==> Creating the Python 3.13 environment in $(VENV) (first run only; this takes a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -67,7 +68,7 @@ SAM_INVOKE_FLAGS ?=
 # sam looks for samconfig.toml beside the template it is given, so the project's is named. checked_invoke exits
 # non-zero when the function raised or gave no answer (timeout), where sam local invoke alone exits 0.
 invoke: docker-available $(BUILT)  ## sam local invoke (needs Docker): make invoke EVENT=events/<file>.json
-	$(BIN)/python -m tools.checked_invoke $(BIN)/sam local invoke DetectorFunction \
+	$(BIN)/python -m tests.support.checked_invoke $(BIN)/sam local invoke DetectorFunction \
 		--template $(BUILD_DIR)/template.yaml --config-file $(CURDIR)/samconfig.toml \
 		--parameter-overrides Architecture=$(LOCAL_ARCHITECTURE) \
 		--event $(EVENT) --env-vars $(ENV_VARS) $(SAM_INVOKE_FLAGS)
@@ -82,24 +83,28 @@ docker-available:
 		echo "Run 'make demo' instead: it runs the same built function under the Lambda runtime emulator, without Docker."; \
 		exit 1; }
 
+# The lambda-crud-detector command (lambda_crud_detector/cli.py), run from this checkout's sources even when
+# the environment was installed from another checkout.
+CLI = $(BIN)/python -m lambda_crud_detector
+
 findings: $(INSTALLED)  ## List this detector's findings: make findings ARGS="--since 1d --json"
-	$(BIN)/python -m tools.findings $(ARGS)
+	$(CLI) findings $(ARGS)
 
 # Reads real AWS (LookupEvents, S3, Athena, Security Hub with --import) through your own credential chain.
 backtest: $(INSTALLED)  ## Judge stored CloudTrail history with the live rule: make backtest ARGS="--path DIR --json"
-	$(BIN)/python -m tools.backtest $(ARGS)
+	$(CLI) backtest $(ARGS)
 
 # Imports one labelled test finding into a real account, looks for it in both Security Hubs, then archives it.
 .PHONY: securityhub-check
 securityhub-check: $(INSTALLED)  ## Which Security Hub shows the findings: make securityhub-check ARGS="--region us-east-1"
-	$(BIN)/python -m tools.securityhub_check $(ARGS)
+	$(CLI) securityhub-check $(ARGS)
 
 .PHONY: redrive
 redrive: $(INSTALLED)  ## Send the events the deployed detector failed on back to it: make redrive ARGS="--dry-run"
-	$(BIN)/python -m tools.redrive $(ARGS)
+	$(CLI) redrive $(ARGS)
 
 bench: $(BUILT)  ## Cold start, warm CPU, memory, package size, pattern cost and backtest speed, each against its baseline
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf .aws-sam .local

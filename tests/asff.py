@@ -1,4 +1,4 @@
-"""The tests' judge of a finding: what the local Security Hub (tools/strict_securityhub.py) refuses, plus what the
+"""The tests' judge of a finding: what the local Security Hub (tests/support/strict_securityhub.py) refuses, plus what the
 detector promises beyond Security Hub's rules: no control characters in any value, and a ``remoteip`` caller
 always carries an IPv4 address."""
 
@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tools import strict_securityhub
+from tests.support import strict_securityhub
 
 CONTROL = re.compile("[\x00-\x1f\x7f]")
 

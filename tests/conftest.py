@@ -42,7 +42,7 @@ for variable in (
 ):
     os.environ.pop(variable, None)
 # The handler starts with the settings the sample events' expected verdicts hold under, as the demo does.
-from tools.cases import sample_settings  # noqa: E402
+from tests.support.cases import sample_settings  # noqa: E402
 
 os.environ.update(sample_settings())
 
@@ -54,7 +54,7 @@ SAMPLE_RULE_SETTINGS = RuleSettings.from_config(os.environ["ALLOWLIST_PATTERNS"]
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402  (imported before the handler so its client is mockable)
 
-from tools import strict_securityhub  # noqa: E402
+from tests.support import strict_securityhub  # noqa: E402
 
 # Every mocked Security Hub in the tests judges imports as AWS does: limits, accounts, UpdatedAt.
 strict_securityhub.install()
@@ -84,7 +84,7 @@ def lambda_context() -> FakeLambdaContext:
 
 @pytest.fixture
 def security_hub() -> Iterator[Any]:
-    """A mocked Security Hub as strict as the real one (tools/strict_securityhub.py), and a client to read it back."""
+    """A mocked Security Hub as strict as the real one (tests/support/strict_securityhub.py), and a client to read it back."""
     with mock_aws():
         yield boto3.client("securityhub", region_name="us-east-1")
 

@@ -19,8 +19,8 @@ import pytest
 from rule import RuleSettings, SettingsError, evaluate
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
-from tools.cases import load_cases
-from tools.cloudformation import FORWARDER_PATH, TEMPLATE_PATH, load_template
+from tests.support.cases import load_cases
+from tests.support.cloudformation import FORWARDER_PATH, TEMPLATE_PATH, load_template
 
 ACCOUNT = "111122223333"
 DEPLOY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/DeployRole"

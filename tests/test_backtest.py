@@ -30,13 +30,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 import rule
-from publisher import FindingPublisher
-from tests.asff import assert_valid_finding
-from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
-from tools import backtest, bench_backtest
-from tools.cases import INVALID, PROJECT_ROOT, load_cases
-from tools.trail_judge import Judge, JudgeConfig, channel
-from tools.trail_sources import (
+from bench import backtest as bench_backtest
+from lambda_crud_detector import backtest
+from lambda_crud_detector.trail_judge import Judge, JudgeConfig, channel
+from lambda_crud_detector.trail_sources import (
     ATHENA_COLUMNS,
     RateLimiter,
     athena_prefilter_query,
@@ -44,6 +41,10 @@ from tools.trail_sources import (
     record_from_athena_row,
     trail_prefixes,
 )
+from publisher import FindingPublisher
+from tests.asff import assert_valid_finding
+from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
+from tests.support.cases import INVALID, PROJECT_ROOT, load_cases
 
 ACCOUNT = "111122223333"
 
@@ -722,7 +723,7 @@ def test_synthetic_trail_looks_like_a_real_one(tmp_path: Path) -> None:
 def test_bench_row_gives_the_paired_ratio_and_fails_when_the_counts_differ() -> None:
     from dataclasses import replace
 
-    from tools import bench
+    from bench import run as bench
 
     speed = bench_backtest.BacktestSpeed(1_000, 1, 1, {"finding": 1}, True, (1.0, 2.0), (2.0, 2.0))
     row = bench.backtest_row(speed)

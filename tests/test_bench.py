@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tools import bench, bench_package, bench_pattern
+from bench import package as bench_package
+from bench import pattern as bench_pattern
+from bench import run as bench
 
 TINY = bench.BenchSettings(
     cold_start_runs=1,
@@ -40,6 +42,7 @@ EVERY_ROW = (
     "wasted (matched, out of scope) per 1,000",
     "missed (in scope, not matched) per 1,000",
     "backtest, 2,000-record gzip trail (wall)",
+    "backtest vs DuckDB read_json, 2,000 records (wall)",
 )
 
 

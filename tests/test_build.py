@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tools.cases import EVENTS_DIR
-from tools.cloudformation import (
+from tests.support.cases import EVENTS_DIR
+from tests.support.cloudformation import (
     FUNCTION_ID,
     PROJECT_ROOT,
     REGION,

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
 
-from tools.cloudformation import (
+from tests.support.cloudformation import (
     FORWARDER_PATH,
     FUNCTION_ID,
     PROJECT_ROOT,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
 
-from tools.cloudformation import FORWARDER_PATH, PROJECT_ROOT, TEMPLATE_PATH, load_template, translate
+from tests.support.cloudformation import FORWARDER_PATH, PROJECT_ROOT, TEMPLATE_PATH, load_template, translate
 
 DEPLOYER_POLICY = PROJECT_ROOT / "deploy" / "deployer-policy.json"
 FORWARDER_DEPLOYER_POLICY = PROJECT_ROOT / "deploy" / "member-forwarder-deployer-policy.json"

@@ -22,9 +22,15 @@ import pytest
 
 from tests.asff import assert_valid_finding
 from tests.conftest import stored_findings
-from tools.cases import INVALID, PROJECT_ROOT, Case, load_cases
-from tools.cloudformation import subprocess_environment
-from tools.local_runtime import EMULATOR_ACCOUNT_ID, LOOPBACK, LocalRuntimeError, LocalSecurityHub, local_security_hub
+from tests.support.cases import INVALID, PROJECT_ROOT, Case, load_cases
+from tests.support.cloudformation import subprocess_environment
+from tests.support.local_runtime import (
+    EMULATOR_ACCOUNT_ID,
+    LOOPBACK,
+    LocalRuntimeError,
+    LocalSecurityHub,
+    local_security_hub,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

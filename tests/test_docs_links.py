@@ -18,7 +18,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from tools.cases import PROJECT_ROOT
+from tests.support.cases import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 README_MAX_LINES = 250

@@ -1,5 +1,5 @@
 """The function built by ``sam build``, run as Lambda runs it (the runtime interface emulator and awslambdaric, see
-``tools.local_runtime``), against a local Security Hub (moto's server): every sample event gets its verdict, and
+``tests.support.local_runtime``), against a local Security Hub (moto's server): every sample event gets its verdict, and
 Security Hub then holds exactly the findings the function reported, in the account the function runs in."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 
 from tests.asff import assert_valid_finding
 from tests.conftest import stored_findings
-from tools import local_runtime
-from tools.cases import INVALID, PROJECT_ROOT, Case, load_cases, sample_settings
-from tools.local_runtime import (
+from tests.support import local_runtime
+from tests.support.cases import INVALID, PROJECT_ROOT, Case, load_cases, sample_settings
+from tests.support.local_runtime import (
     BUILD_DIR,
     EMULATOR_FUNCTION_ARN,
     FUNCTION_ID,

@@ -20,8 +20,8 @@ import pytest
 
 from publisher import EMULATOR_ACCOUNT_ID, INTERCEPTION_VARIABLES, runs_locally, security_hub_client
 from tests.conftest import DETECTOR_FUNCTION_ARN, FakeLambdaContext, json_log_lines
-from tools.cases import load_cases
-from tools.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
+from tests.support.cases import load_cases
+from tests.support.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_SECURITYHUB"
 ELSEWHERE = "http://findings-sink.example:8080"

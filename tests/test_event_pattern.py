@@ -20,8 +20,8 @@ import pytest
 from moto.events.models import EventPattern
 
 from rule import CRUD_ACTIONS, RuleSettings, action_of, evaluate
-from tools.cases import load_cases
-from tools.cloudformation import (
+from tests.support.cases import load_cases
+from tests.support.cloudformation import (
     EVENT_ID,
     FORWARDER_PATH,
     FUNCTION_ID,

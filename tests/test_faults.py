@@ -39,7 +39,7 @@ from moto.core.models import botocore_stubber
 from publisher import PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
-from tools.cases import INVALID, load_cases
+from tests.support.cases import INVALID, load_cases
 
 LAMBDA_INVOCATIONS_PER_EVENT = 3
 """The first invocation and the two retries of the function's EventInvokeConfig (MaximumRetryAttempts: 2)."""

@@ -20,7 +20,7 @@ from finding import (
 from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.asff import assert_valid_finding, finding_errors
 from tests.conftest import DETECTOR_ACCOUNT, SAMPLE_RULE_SETTINGS
-from tools.cases import load_cases
+from tests.support.cases import load_cases
 
 DETECTOR = DetectorAccount(account_id=DETECTOR_ACCOUNT, partition="aws", region="us-east-1")
 FINDING_CASES = [case for case in load_cases() if case.expected_verdict == "finding"]

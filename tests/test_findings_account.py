@@ -27,12 +27,12 @@ from moto.sts.models import sts_backends
 from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
 from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
+from lambda_crud_detector import findings as viewer
 from publisher import CREDENTIALS_REFRESH_MARGIN, ROLE_SESSION_NAME, AssumedRolePublishers, FindingsRoleError
 from rule import evaluate
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
-from tools import findings as viewer
-from tools.cases import load_cases
+from tests.support.cases import load_cases
 
 MEMBER = "111122223333"
 OTHER_MEMBER = "444455556666"

@@ -1,7 +1,7 @@
 """The templates in both findings modes: who may assume what, what the findings role may do, and the outputs.
 
 template.yaml is evaluated as tests/test_template.py does; deploy/member-forwarder.yaml as CloudFormation would
-for one stack instance, in account 123456789012 and Region us-east-1 (tools.cloudformation's pseudo parameters),
+for one stack instance, in account 123456789012 and Region us-east-1 (tests.support.cloudformation's pseudo parameters),
 with the detector elsewhere or here.
 """
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_template import ORGANIZATION_ID, PARAMETER_SETS, actions_of, stack
-from tools.cloudformation import (
+from tests.support.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
     REGION,
@@ -21,6 +20,7 @@ from tools.cloudformation import (
     load_template,
     policy_statements,
 )
+from tests.test_template import ORGANIZATION_ID, PARAMETER_SETS, actions_of, stack
 
 SECURITY_ACCOUNT = "999988887777"
 DETECTOR_ROLE_ARN = f"arn:aws:iam::{SECURITY_ACCOUNT}:role/lambda-crud-detector-DetectorRole-1A2B3C4D5E6F"

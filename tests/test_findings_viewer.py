@@ -1,4 +1,4 @@
-"""The findings viewer (``python -m tools.findings``) on a mocked Security Hub holding this detector's findings and
+"""The findings viewer (``python -m lambda_crud_detector.findings``) on a mocked Security Hub holding this detector's findings and
 others'. moto ignores GetFindings filters, so every selection seen here is the viewer's own re-check; what the viewer
 asks Security Hub for is checked on the request itself."""
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from lambda_crud_detector import findings as viewer
 from rule import RULE_ID
 from tests.conftest import DETECTOR_ACCOUNT
-from tools import findings as viewer
 
 NOW = datetime.now(timezone.utc)
 PRODUCT_ARN = f"arn:aws:securityhub:us-east-1:{DETECTOR_ACCOUNT}:product/{DETECTOR_ACCOUNT}/default"
@@ -227,7 +227,7 @@ def test_missing_credentials_give_one_line_and_no_traceback(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     # Credentials are resolved before any request; the endpoint is a closed local port all the same.
-    assert viewer.main(["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]) == 1
+    assert viewer.main(["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "no AWS credentials" in error and "Traceback" not in error
 
@@ -236,7 +236,7 @@ def test_missing_region_gives_one_line(monkeypatch: pytest.MonkeyPatch, capsys: 
     for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    assert viewer.main(["--endpoint-url", "http://127.0.0.1:9"]) == 1
+    assert viewer.main(["--endpoint-url", "http://127.0.0.1:9"]) == 2
     assert "no AWS Region" in capsys.readouterr().err
 
 

@@ -35,7 +35,7 @@ from cloudtrail import InvalidEventError
 from rule import CRUD_ACTIONS
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, stored_findings
-from tools.cases import load_cases
+from tests.support.cases import load_cases
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 FUZZ_SEED = int(os.environ.get("HYPOTHESIS_SEED", "20261120"))

@@ -14,7 +14,7 @@ from cloudtrail import InvalidEventError
 from publisher import PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
-from tools.cases import INVALID, load_cases
+from tests.support.cases import INVALID, load_cases
 
 CASES = load_cases()
 

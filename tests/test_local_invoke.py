@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tools import checked_invoke
-from tools.cloudformation import PROJECT_ROOT, subprocess_environment
+from tests.support import checked_invoke
+from tests.support.cloudformation import PROJECT_ROOT, subprocess_environment
 
 BUILT_TEMPLATE = PROJECT_ROOT / ".aws-sam" / "build" / "template.yaml"
 EVENT = "events/spoofed-deployrole-session-name.json"
@@ -73,7 +73,7 @@ def invoke_command(*make_arguments: str) -> list[str]:
     (line,) = [line for line in lines if " local invoke " in line]
     words = shlex.split(line)
     sam = next(index for index, word in enumerate(words) if Path(word).name == "sam")
-    assert "tools.checked_invoke" in words[:sam], words  # the outcome is judged, not only printed
+    assert "tests.support.checked_invoke" in words[:sam], words  # the outcome is judged, not only printed
     return words[sam + 1 :]
 
 

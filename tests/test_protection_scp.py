@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tools.cloudformation import (
+from tests.support.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
     PROJECT_ROOT,

@@ -1,4 +1,4 @@
-"""make redrive (tools/redrive.py): events kept in the failure queues go back to the function, and a message is deleted
+"""make redrive (lambda_crud_detector/redrive.py): events kept in the failure queues go back to the function, and a message is deleted
 only when the function judged its event without an error.
 
 The first part runs the pieces on moto's SQS and CloudFormation in process, with a stand-in for Lambda's Invoke
@@ -26,13 +26,13 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 
+from lambda_crud_detector import redrive
+from lambda_crud_detector.redrive import DEAD_LETTERS, FAILED_INVOCATIONS, MalformedMessage, Outcome, Queue, Redrive
 from tests.conftest import stored_findings
+from tests.support.cases import INVALID, load_cases
+from tests.support.local_runtime import LocalFunction, LocalSecurityHub, detector_function, local_security_hub
 from tests.test_end_to_end import build_dir  # noqa: F401 (a fixture: the built function, shared with that module)
 from tests.user_commands import run_make
-from tools import redrive
-from tools.cases import INVALID, load_cases
-from tools.local_runtime import LocalFunction, LocalSecurityHub, detector_function, local_security_hub
-from tools.redrive import DEAD_LETTERS, FAILED_INVOCATIONS, MalformedMessage, Outcome, Queue, Redrive
 
 REGION = "us-east-1"
 CASES = load_cases()

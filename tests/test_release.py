@@ -9,7 +9,7 @@ from typing import Any
 from samcli.vendor.serverlessrepo.application_metadata import ApplicationMetadata
 from samcli.vendor.serverlessrepo.parser import get_app_metadata, parse_template
 
-from tools.cloudformation import PROJECT_ROOT, TEMPLATE_PATH
+from tests.support.cloudformation import PROJECT_ROOT, TEMPLATE_PATH
 
 SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 

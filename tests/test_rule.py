@@ -8,7 +8,7 @@ import pytest
 
 from rule import CRUD_ACTIONS, RuleSettings, action_of, evaluate, matches_pattern, principal_identity
 from tests.conftest import SAMPLE_RULE_SETTINGS
-from tools.cases import INVALID, load_cases
+from tests.support.cases import INVALID, load_cases
 
 CASES = [case for case in load_cases() if case.expected_verdict != INVALID]
 

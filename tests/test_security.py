@@ -31,9 +31,9 @@ from cloudtrail import InvalidEventError
 from publisher import PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
+from tests.support.cases import load_cases
+from tests.support.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 from tests.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
-from tools.cases import load_cases
-from tools.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 
 ACCOUNT = "111122223333"
 DEFAULT_PATTERN = "*DeployRole"

@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from lambda_crud_detector import securityhub_check
 from tests.conftest import DETECTOR_ACCOUNT, stored_findings
-from tools import securityhub_check
 
 
 class NewSecurityHub:

@@ -1,4 +1,4 @@
-"""The local Security Hub the tests, the demo and the end-to-end tests use (tools/strict_securityhub.py): it must
+"""The local Security Hub the tests, the demo and the end-to-end tests use (tests/support/strict_securityhub.py): it must
 refuse what AWS refuses, in the way AWS refuses it, or the other tests prove nothing about the real service.
 
 These tests exercise the test harness, not the detector; their names say so."""
@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from moto.securityhub.models import securityhub_backends
 
 from tests.conftest import DETECTOR_ACCOUNT, stored_findings
-from tools.local_runtime import local_security_hub
-from tools.strict_securityhub import finding_errors, strict_batch_import_findings
+from tests.support.local_runtime import local_security_hub
+from tests.support.strict_securityhub import finding_errors, strict_batch_import_findings
 
 OTHER_ACCOUNT = "444455556666"
 

@@ -18,6 +18,7 @@ from typing import Any
 import botocore.loaders
 import pytest
 
+from tests.support.cloudformation import FORWARDER_PATH, Stack, load_template
 from tests.test_tamper_evidence import (
     ACCOUNT_ID,
     ALARM_TOPIC,
@@ -35,7 +36,6 @@ from tests.test_tamper_evidence import (
     render,
     tamper_rule,
 )
-from tools.cloudformation import FORWARDER_PATH, Stack, load_template
 
 FUNCTION_NAME_GRAMMAR = re.compile(
     botocore.loaders.Loader().load_service_model("lambda", "service-2")["shapes"]["FunctionName"]["pattern"]

@@ -23,8 +23,8 @@ from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
 from rule import evaluate
 from tests.asff import assert_valid_finding
-from tools.cases import load_cases
-from tools.cloudformation import (
+from tests.support.cases import load_cases
+from tests.support.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
     FUNCTION_ID,

@@ -1,6 +1,6 @@
 """template.yaml and deploy/member-forwarder.yaml: linted as sam and cfn-lint would, then translated offline.
 
-The translated template is evaluated for several parameter sets (see ``tools.cloudformation.Stack``), and the
+The translated template is evaluated for several parameter sets (see ``tests.support.cloudformation.Stack``), and the
 tests assert on what CloudFormation would create: permissions, dead-letter paths, retries, encryption,
 alarms and the optional pieces that parameters switch on.
 """
@@ -22,7 +22,7 @@ from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVEL
 
 from rule import RULE_ID as DETECTOR_RULE_ID
 from rule import RuleSettings
-from tools.cloudformation import (
+from tests.support.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
     FUNCTION_ID,

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from tools.cases import PROJECT_ROOT
+from tests.support.cases import PROJECT_ROOT
 
 _NOT_FROM_A_USERS_SHELL = ("AWS_", "MAKE", "MFLAGS", "PYTEST_", "SAM_CLI_")
 

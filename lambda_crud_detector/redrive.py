@@ -1,6 +1,6 @@
 """Send the events the detector failed on back to it, and delete each one only once it has been judged.
 
-    python -m tools.redrive [--stack-name lambda-crud-detector] [--dry-run] [--concurrency 4]
+    lambda-crud-detector redrive [--stack-name lambda-crud-detector] [--dry-run] [--concurrency 4]
 
 Two queues hold such events: the failed-invocation queue, Lambda's on-failure destination, whose messages are
 destination records with the event in ``requestPayload``; and the rule's dead-letter queue, whose messages are the
@@ -30,7 +30,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from tools.terminal import printable
+from lambda_crud_detector.terminal import printable
 
 DEFAULT_STACK_NAME = "lambda-crud-detector"
 FAILED_INVOCATIONS = "failed-invocations"
@@ -324,7 +324,7 @@ def positive_int(text: str) -> int:
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.redrive",
+        prog="lambda-crud-detector redrive",
         description=(
             "Send the events kept in the detector's failed-invocation queue and its rule's dead-letter queue\n"
             "back to the function, synchronously, and delete each message only when the function judged its\n"
@@ -334,9 +334,9 @@ def argument_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n"
-            "  python -m tools.redrive --dry-run\n"
-            "  python -m tools.redrive --stack-name lambda-crud-detector --concurrency 2\n"
-            "  python -m tools.redrive --only dead-letters --dead-letter-queue-url URL --function-name NAME\n"
+            "  lambda-crud-detector redrive --dry-run\n"
+            "  lambda-crud-detector redrive --stack-name lambda-crud-detector --concurrency 2\n"
+            "  lambda-crud-detector redrive --only dead-letters --dead-letter-queue-url URL --function-name NAME\n"
             "\n"
             "Credentials, Region and endpoints come from the AWS chain: AWS_PROFILE, SSO, the environment,\n"
             "AWS_ENDPOINT_URL_SQS / _LAMBDA / _CLOUDFORMATION. The caller needs cloudformation:DescribeStacks\n"

@@ -1,7 +1,7 @@
 """Run the built detector on this machine as Lambda runs it, against a local Security Hub: no Docker, no AWS.
 
 ``local_security_hub()`` serves Security Hub's API with moto, in a child process, for one account, as strictly as
-AWS does (tools/strict_securityhub.py).
+AWS does (tests/support/strict_securityhub.py).
 ``detector_function()`` runs the function that ``sam build`` produced under the Lambda Runtime Interface Emulator
 (RIE) that the SAM CLI package ships, with awslambdaric as its runtime client: the pair ``sam local invoke`` runs
 inside its container. The function's environment is the one ``sam local invoke`` would give it, computed by the SAM
@@ -51,7 +51,7 @@ from typing import Any
 
 import boto3
 
-from tools.cases import PROJECT_ROOT
+from tests.support.cases import PROJECT_ROOT
 
 # moto and the SAM CLI are imported where they are used: this module is also the entry point of the Security Hub
 # child process, which needs only moto, while the process that starts it needs only the SAM CLI.
@@ -218,7 +218,7 @@ def local_security_hub(
     happens if this process dies.
     """
     environment = {**os.environ, "MOTO_ACCOUNT_ID": account_id, "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "tools.local_runtime", _SERVE_SECURITY_HUB, host]
+    command = [sys.executable, "-m", "tests.support.local_runtime", _SERVE_SECURITY_HUB, host]
     process = ChildProcess("security-hub", command, environment, PROJECT_ROOT, keep_stdin_open=True)
     try:
         ready = process.wait_for_line(lambda line: line.startswith(_SECURITY_HUB_READY), timeout=START_TIMEOUT_SECONDS)
@@ -234,7 +234,7 @@ def _serve_security_hub(host: str) -> None:
     """The child process of ``local_security_hub``: serve on ``host`` until stdin closes."""
     from moto.server import ThreadedMotoServer
 
-    from tools import strict_securityhub
+    from tests.support import strict_securityhub
 
     strict_securityhub.install()
     server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
@@ -553,5 +553,5 @@ def _free_ports(count: int) -> list[int]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != _SERVE_SECURITY_HUB:
-        sys.exit(f"usage: python -m tools.local_runtime {_SERVE_SECURITY_HUB} HOST")
+        sys.exit(f"usage: python -m tests.support.local_runtime {_SERVE_SECURITY_HUB} HOST")
     _serve_security_hub(sys.argv[2])

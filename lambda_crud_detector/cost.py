@@ -1,6 +1,6 @@
 """What running the detector costs a month: one formula, used by backtest and by docs/cost.md's table.
 
-    python -m tools.cost [--table]
+    python -m lambda_crud_detector.cost [--table]
 
 Prices are US East (N. Virginia) list prices, each with its source and the date it was read; other Regions
 differ by a few per cent. Free tiers that last (Lambda's, CloudWatch's, Scheduler's, Security Hub CSPM's 10,000
@@ -138,7 +138,7 @@ def example_table(account_counts: Sequence[int] = (1, 10, 100)) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.cost", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lambda_crud_detector.cost", description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=float, default=0, help="Lambda writes a month the detector judges")
     parser.add_argument("--findings", type=float, default=0, help="of them, the writes that become findings")
     parser.add_argument("--table", action="store_true", help="print docs/cost.md's table for 1, 10, 100 accounts")

@@ -1,6 +1,6 @@
 """List the findings of this detector (rule AWS.LAMBDA.CRUD) that Security Hub holds.
 
-    python -m tools.findings [--since 24h] [--account 111122223333] [--principal '*role/Dev*'] [--json]
+    lambda-crud-detector findings [--since 24h] [--account 111122223333] [--principal '*role/Dev*'] [--json]
 
 Reads a real account through the usual AWS credential chain and Region settings, or a local Security Hub with
 ``--endpoint-url`` (by default AWS_ENDPOINT_URL_SECURITYHUB, when set). Every filter is sent to Security Hub, so that
@@ -112,14 +112,14 @@ def parse_page_size(text: str) -> int:
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.findings",
+        prog="lambda-crud-detector findings",
         description="List the Security Hub findings of the Lambda change detector (rule AWS.LAMBDA.CRUD).",
         epilog=(
             "examples:\n"
-            "  python -m tools.findings --since 24h\n"
-            "  python -m tools.findings --since 2026-11-01 --account 111122223333 --json\n"
-            "  python -m tools.findings --principal '*:role/DevSandboxRole'\n"
-            "  python -m tools.findings --endpoint-url http://127.0.0.1:5000 --region us-east-1"
+            "  lambda-crud-detector findings --since 24h\n"
+            "  lambda-crud-detector findings --since 2026-11-01 --account 111122223333 --json\n"
+            "  lambda-crud-detector findings --principal '*:role/DevSandboxRole'\n"
+            "  lambda-crud-detector findings --endpoint-url http://127.0.0.1:5000 --region us-east-1"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         findings = list_findings(client, criteria, arguments.page_size)
     except (BotoCoreError, ClientError) as error:
         print(f"{parser.prog}: error: {_explain(error)}", file=sys.stderr)
-        return 1
+        return 2
     print(format_json(findings) if arguments.json else format_table([finding_row(finding) for finding in findings]))
     return 0
 

@@ -1,6 +1,6 @@
 """Check, on your own account, which Security Hub shows a finding imported the way the detector imports its own.
 
-    python -m tools.securityhub_check [--region us-east-1] [--wait 60]
+    lambda-crud-detector securityhub-check [--region us-east-1] [--wait 60]
 
 Imports ONE clearly labelled test finding (INFORMATIONAL, title "lambda-crud-detector TEST FINDING ...") into the
 account's default product with BatchImportFindings, as the detector does; looks for it with GetFindings (Security
@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from tools.findings import _explain
+from lambda_crud_detector.findings import _explain
 
 GENERATOR_ID = "lambda-crud-detector/securityhub-check"
 """Not the rule's GeneratorId (AWS.LAMBDA.CRUD): the detector's notification rule and viewer never pick it up."""
@@ -66,7 +66,7 @@ def test_finding(account: str, region: str, partition: str, now: datetime, token
         "UpdatedAt": stamp,
         "Title": f"{TITLE_PREFIX} {token} (safe to ignore; archived by the check)",
         "Description": (
-            "Imported by lambda-crud-detector's Security Hub check (python -m tools.securityhub_check) to see which"
+            "Imported by lambda-crud-detector's Security Hub check (lambda-crud-detector securityhub-check) to see which"
             " Security Hub shows findings of a custom product. It concerns no resource and is archived at once."
         ),
         "FindingProviderFields": {
@@ -178,15 +178,15 @@ def format_report(report: Report, account: str, region: str) -> str:
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.securityhub_check",
+        prog="lambda-crud-detector securityhub-check",
         description=(
             "Import one labelled test finding, look for it with GetFindings and GetFindingsV2, report, archive it."
         ),
         epilog=(
             "examples:\n"
-            "  python -m tools.securityhub_check --region us-east-1\n"
-            "  python -m tools.securityhub_check --wait 300\n"
-            "  python -m tools.securityhub_check --endpoint-url http://127.0.0.1:5000 --region us-east-1"
+            "  lambda-crud-detector securityhub-check --region us-east-1\n"
+            "  lambda-crud-detector securityhub-check --wait 300\n"
+            "  lambda-crud-detector securityhub-check --endpoint-url http://127.0.0.1:5000 --region us-east-1"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

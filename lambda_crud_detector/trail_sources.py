@@ -1,7 +1,7 @@
 """Where backtest reads CloudTrail history from: local files, a trail's S3 objects, LookupEvents and Athena.
 
 Each source hands over one file, object or page at a time, so memory stays bounded by one of them however
-long the history. Nothing here judges: records go to tools/trail_judge.py, the rule stays in one place.
+long the history. Nothing here judges: records go to lambda_crud_detector/trail_judge.py, the rule stays in one place.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.trail_judge import file_error, parse_json
+from lambda_crud_detector.trail_judge import file_error, parse_json
 
 LOG_SUFFIXES = (".json", ".json.gz")
 DIGEST_MARKER = "CloudTrail-Digest"

@@ -168,7 +168,7 @@ def baseline_read(paths: list[Path]) -> int:
 
 def plain_counts(paths: list[Path]) -> dict[str, int]:
     """The verdict counts of a plain judgement: the standard library's parser, every record in turn."""
-    from tools.trail_judge import Judge, JudgeConfig, Judgement
+    from lambda_crud_detector.trail_judge import Judge, JudgeConfig, Judgement
 
     judge, total = Judge(JudgeConfig()), Judgement()
     for path in paths:
@@ -178,8 +178,8 @@ def plain_counts(paths: list[Path]) -> dict[str, int]:
 
 def backtest_counts(root: Path, workers: int) -> dict[str, int]:
     """Backtest as ``--path ROOT`` runs it: its counts."""
-    from tools.backtest import judge_local
-    from tools.trail_judge import JudgeConfig
+    from lambda_crud_detector.backtest import judge_local
+    from lambda_crud_detector.trail_judge import JudgeConfig
 
     run = judge_local(root, JudgeConfig(), workers, False, lambda judgement: None)
     return dict(run.judgement.counts)
@@ -204,7 +204,7 @@ class BacktestSpeed:
 
 def measure(records: int, repetitions: int, workers: int | None = None, seed: int = 20261201) -> BacktestSpeed:
     """Backtest and the baseline in turns on one synthetic trail; ``workers`` defaults to backtest's own default."""
-    from tools.backtest import DEFAULT_WORKERS
+    from lambda_crud_detector.backtest import DEFAULT_WORKERS
 
     workers = workers or DEFAULT_WORKERS
     with tempfile.TemporaryDirectory(prefix="backtest-bench-") as scratch:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = PROJECT_ROOT / "events"
 EXPECTATIONS_FILE = EVENTS_DIR / "expected-verdicts.csv"
 LOCAL_ENVIRONMENT_FILE = PROJECT_ROOT / "env" / "local.json"

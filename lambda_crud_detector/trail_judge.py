@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import gzip
 import json
-import sys
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,13 +28,11 @@ from typing import Any
 
 import msgspec
 
-DETECTOR_SOURCES = Path(__file__).resolve().parent.parent / "functions" / "detector"
-if str(DETECTOR_SOURCES) not in sys.path:  # the detector's modules import each other by top-level name
-    sys.path.insert(0, str(DETECTOR_SOURCES))
-
-from cloudtrail import InvalidEventError, unwrap  # noqa: E402
-from finding import DetectorAccount, build_finding, finding_id  # noqa: E402
-from rule import LAMBDA_EVENT_SOURCE, RuleSettings, evaluate  # noqa: E402
+# The function's own modules, by the top-level names they have in Lambda (lambda_crud_detector/__init__.py puts
+# their directory on sys.path).
+from cloudtrail import InvalidEventError, unwrap
+from finding import DetectorAccount, build_finding, finding_id
+from rule import LAMBDA_EVENT_SOURCE, RuleSettings, evaluate
 
 REQUIRED_KINDS = ("finding", "allowlisted", "ignored", "invalid")
 """Always present in the counts, even at zero; any other verdict kind the rule gives is added as it comes."""

@@ -1,4 +1,4 @@
-"""What the detector costs, each figure measured in the same run as its baseline: ``python -m tools.bench``.
+"""What the detector costs, each figure measured in the same run as its baseline: ``python -m bench.run``.
 
 1. Cold start: importing the handler module in a fresh ``python3.13 -S`` process whose PYTHONPATH is only the
    built function, with the environment Lambda gives it under the template's defaults, against importing boto3
@@ -8,14 +8,15 @@
    every cold start. Also shown: the handler from source.
 2. Warm CPU per invocation: the handler over the sample events against a handler that only sends the finding
    the detector would send, prebuilt, through boto3's default client; Security Hub answers locally, after botocore
-   has validated, serialized and signed the call (tools/bench_lambda.py).
+   has validated, serialized and signed the call (bench/lambda_worker.py).
 3. Memory: peak resident memory over many warm invocations against the baseline handler's, and how much the
    detector's grows after warm-up.
 4. Size of the built package, unzipped and zipped, against boto3 with its dependencies alone.
 5. Invocations the event rule's pattern, as written in template.yaml, triggers per 1,000 Lambda write events
    of a realistic mix, against the number the rule (rule.py) holds in scope; evaluated with moto's EventBridge
    matcher.
-6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (tools/bench_backtest.py).
+6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (bench/backtest.py), and against
+   DuckDB's read_json with the rule as one SQL query, with the same verdict counts (bench/duckdb_backtest.py).
 
 Repeated figures are interleaved (baseline and subject take turns) and reported as the median of the paired
 ratios, because machines are shared and noisy. Nothing here contacts AWS or the network: credentials are dummies
@@ -42,13 +43,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from tools import bench_backtest, bench_package, bench_pattern, local_runtime
-from tools.cases import INVALID, PROJECT_ROOT, load_cases
-from tools.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
+from bench import backtest as bench_backtest
+from bench import duckdb_backtest as bench_duckdb
+from bench import package as bench_package
+from bench import pattern as bench_pattern
+from tests.support import local_runtime
+from tests.support.cases import INVALID, PROJECT_ROOT, load_cases
+from tests.support.cloudformation import EVENT_ID, FUNCTION_ID, TEMPLATE_PATH, Stack, load_template
 
 DEFAULT_ARTIFACT = PROJECT_ROOT / ".aws-sam" / "build" / FUNCTION_ID
 DETECTOR_SOURCES = PROJECT_ROOT / "functions" / "detector"
-WORKER = Path(__file__).resolve().parent / "bench_lambda.py"
+WORKER = Path(__file__).resolve().parent / "lambda_worker.py"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 BASELINE_IMPORT = 'import boto3\nboto3.client("securityhub")'
@@ -195,7 +200,7 @@ def lambda_function() -> Any:
 
 def lambda_environment(task_root: Path) -> dict[str, str]:
     """The environment Lambda gives the function under the template's defaults, as the demo and the end-to-end
-    tests build it (tools/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
+    tests build it (tests/support/local_runtime.py), with only ``task_root`` on the path and no bytecode writing."""
     return local_runtime.lambda_environment(lambda_function(), task_root, [task_root])
 
 
@@ -294,7 +299,7 @@ def cold_start_section(cold: ColdStart) -> Section:
     return Section(rows, details)
 
 
-# 2 and 3. Warm invocations, in a Lambda-like process (tools/bench_lambda.py) --------------------------------
+# 2 and 3. Warm invocations, in a Lambda-like process (bench/lambda_worker.py) --------------------------------
 
 
 def detector_module(name: str) -> ModuleType:
@@ -311,7 +316,7 @@ def rule_settings(function: Mapping[str, Any]) -> Any:
 
 
 def worker_job(function: Mapping[str, Any], **settings: int) -> dict[str, Any]:
-    """What tools/bench_lambda.py needs: the sample events the handler accepts, for each the finding the detector
+    """What bench/lambda_worker.py needs: the sample events the handler accepts, for each the finding the detector
     sends (None when it sends none) for the baseline to send, and the Lambda context."""
     cloudtrail, rule, finding = (detector_module(name) for name in ("cloudtrail", "rule", "finding"))
     events = [case.event for case in load_cases() if case.expected_verdict != INVALID]
@@ -331,7 +336,7 @@ def worker_job(function: Mapping[str, Any], **settings: int) -> dict[str, Any]:
 
 
 def run_worker(mode: str, job: Mapping[str, Any], artifact: Path) -> Any:
-    """tools/bench_lambda.py in a fresh Lambda-like process; the figures it returns."""
+    """bench/lambda_worker.py in a fresh Lambda-like process; the figures it returns."""
     return json.loads(run_in_lambda_process(mode, ["-P", str(WORKER), mode], artifact, json.dumps(job)))
 
 
@@ -414,7 +419,7 @@ def memory_section(memory: Mapping[str, MemoryUse], settings: BenchSettings) -> 
     return Section(rows, details)
 
 
-# 4. Package size (tools/bench_package.py) ------------------------------------------------------------
+# 4. Package size (bench/package.py) ------------------------------------------------------------
 
 
 def package_section(sizes: bench_package.PackageSizes) -> Section:
@@ -436,7 +441,7 @@ def package_section(sizes: bench_package.PackageSizes) -> Section:
     )
 
 
-# 5. What the event pattern lets through (tools/bench_pattern.py) -------------------------------------------
+# 5. What the event pattern lets through (bench/pattern.py) -------------------------------------------
 
 
 def event_rule_pattern(function: Mapping[str, Any]) -> dict[str, Any]:
@@ -474,6 +479,15 @@ def backtest_row(speed: bench_backtest.BacktestSpeed) -> Row:
     return row if speed.counts_match else row._replace(ok=ok_text(False))
 
 
+def duckdb_row(comparison: bench_duckdb.DuckDBComparison | None, records: int) -> Row:
+    """Backtest against DuckDB's read_json and a SQL query on the same files; their counts must be equal."""
+    measure = f"backtest vs DuckDB read_json, {records:,} records (wall)"
+    if comparison is None:
+        return Row(measure, "", "not installed", "", "—", ok_text(None))
+    row = comparison_row(measure, Paired(comparison.subject, comparison.baseline), ms)
+    return row if comparison.counts_match else row._replace(ok=ok_text(False))
+
+
 # The report -------------------------------------------------------------------------------------------------
 
 
@@ -502,6 +516,10 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         speed = bench_backtest.measure(settings.backtest_records, settings.backtest_repetitions)
         return Section([backtest_row(speed)], bench_backtest.details(speed))
 
+    def duckdb() -> Section:
+        comparison = bench_duckdb.measure(settings.backtest_records, settings.backtest_repetitions)
+        return Section([duckdb_row(comparison, settings.backtest_records)], bench_duckdb.details(comparison))
+
     sections = [
         timed("cold start", cold_start),
         timed("warm CPU", lambda: warm_cpu_section(measure_warm_cpu(artifact, function, settings))),
@@ -509,6 +527,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         timed("package size", lambda: package_section(bench_package.measure_package_size(artifact))),
         timed("pattern", pattern),
         timed("backtest", backtest),
+        timed("backtest vs DuckDB", duckdb),
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return "\n".join(
@@ -534,7 +553,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="the built function (sam build)")
     parser.add_argument("--quick", action="store_true", help="a few repetitions only: checks that it runs")
     arguments = parser.parse_args(argv)

@@ -1,11 +1,27 @@
 """Read the templates as SAM and CloudFormation do, offline, for the tests and the benchmark: what would be deployed.
 
-``translate`` runs the SAM transform locally (no AWS call). ``Stack`` then plays CloudFormation's part for one
-set of parameter values: it evaluates Conditions, drops the resources and outputs they exclude, and resolves
-the intrinsic functions. Attributes that only exist once deployed (ARNs, queue URLs, generated names) are given
-the shapes AWS documents for them, so that expressions such as ``!Select [1, !Split ["/", RuleArn]]`` are
+``translate`` runs the SAM transform locally (samtranslator, no AWS call). ``Stack`` then plays CloudFormation's
+part for one set of parameter values: it evaluates Conditions, drops the resources and outputs they exclude, and
+resolves the intrinsic functions. Attributes that only exist once deployed (ARNs, queue URLs, generated names) are
+given the shapes AWS documents for them, so that expressions such as ``!Select [1, !Split ["/", RuleArn]]`` are
 checked against a realistic value. A reference to a resource the conditions leave out raises, as CloudFormation
 would refuse such a template.
+
+Why it exists: the tests need the stack as deployed for given parameters, and no maintained library renders
+that. samtranslator stops at the transform; cfn-lint validates every possible scenario but has no public API
+that renders one; cloud-radar renders conditions but has no SAM transform.
+
+What it cannot resolve: attributes of resource types that ``Stack._attributes`` does not model, and the intrinsic
+functions ``Stack._function`` does not list (``Fn::GetAZs``, ``Fn::ImportValue``, ``Fn::Cidr``, ``Fn::Base64``,
+``Fn::Length``, ``Fn::ToJsonString``): both raise TemplateError rather than guess. It does not expand the
+``Fn::ForEach`` language extension (sam does that before the transform), look up SSM parameter types (the
+parameter's text is used as is) or render nested applications. Pseudo parameters have the fixed values below.
+
+How its faithfulness is checked: the transform is samtranslator's own; the conditions are checked against
+cfn-lint's condition solver on the same translated template, for every parameter set of the template tests
+(tests/test_cloudformation_reader.py); ``sam validate --lint`` and cfn-lint run on the templates themselves
+(tests/test_template.py). The resolution of intrinsic functions has no independent check of that kind: the
+template tests assert the values it gives.
 """
 
 from __future__ import annotations
@@ -23,7 +39,7 @@ import yaml
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 FORWARDER_PATH = PROJECT_ROOT / "deploy" / "member-forwarder.yaml"
 FUNCTION_ID = "DetectorFunction"

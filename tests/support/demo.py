@@ -1,7 +1,7 @@
 """``make demo``: every sample event through the built detector, on this machine, into a local Security Hub.
 
 Starts moto as Security Hub and the function built by ``sam build`` under the Lambda Runtime Interface Emulator
-(see ``tools.local_runtime``), invokes the function once per event in events/, reads the findings back with
+(see ``tests.support.local_runtime``), invokes the function once per event in events/, reads the findings back with
 GetFindings, and prints one row per event and the finding of the most telling event in full.
 
 Exits non-zero when an event does not get its expected verdict (events/expected-verdicts.csv), or when Security
@@ -25,9 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.cases import INVALID, Case, load_cases, sample_settings
-from tools.findings import fetch_findings
-from tools.local_runtime import (
+from lambda_crud_detector.findings import fetch_findings
+from tests.support.cases import INVALID, Case, load_cases, sample_settings
+from tests.support.local_runtime import (
     BUILD_DIR,
     Invocation,
     LocalFunction,
@@ -246,7 +246,7 @@ def _interrupt(signal_number: int, frame: FrameType | None) -> None:
 
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.demo",
+        prog="python -m tests.support.demo",
         description="Run every sample event through the built detector, on this machine, into a local Security Hub.",
     )
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR, help=f"sam build's output (default: {BUILD_DIR})")

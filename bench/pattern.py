@@ -1,5 +1,5 @@
 """Synthetic Lambda write events, and what an event pattern delivers of them against what the rule holds in scope,
-for ``tools.bench``.
+for ``bench.run``.
 
 The events are EventBridge events of CloudTrail-recorded Lambda write calls in the proportions of a busy account
 deployed by CI/CD; the pattern is evaluated with moto's EventBridge matcher, as EventBridge would evaluate it.

@@ -1,7 +1,7 @@
-"""Warm invocations inside a Lambda-like process, for ``tools.bench``; imports nothing but the standard library
+"""Warm invocations inside a Lambda-like process, for ``bench.run``; imports nothing but the standard library
 until it loads the function.
 
-Run as ``python3.13 -S -P tools/bench_lambda.py MODE`` with PYTHONPATH holding only the built function (as
+Run as ``python3.13 -S -P bench/lambda_worker.py MODE`` with PYTHONPATH holding only the built function (as
 /var/task does in Lambda), the job as JSON on stdin; the figures come back as one JSON object on stdout.
 
 MODE is one of:

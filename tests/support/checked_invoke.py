@@ -1,6 +1,6 @@
 """Run ``sam local invoke``, print the function's answer, and fail when the function failed.
 
-    python -m tools.checked_invoke sam local invoke DetectorFunction --event events/<file>.json ...
+    python -m tests.support.checked_invoke sam local invoke DetectorFunction --event events/<file>.json ...
 
 ``sam local invoke`` exits 0 when the function raised (its answer is then Lambda's error object, with
 ``errorType`` and ``errorMessage``) and when it timed out or its container never answered (it then prints no
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from tools.local_runtime import Invocation
+from tests.support.local_runtime import Invocation
 
 NO_ANSWER = (
     "the function gave no answer: it timed out, or its container could not run it (an image of another "
@@ -38,7 +38,7 @@ def failure_of(answer: str) -> str | None:
 
 def main(command: Sequence[str]) -> int:
     if not command:
-        print("usage: python -m tools.checked_invoke sam local invoke ...", file=sys.stderr)
+        print("usage: python -m tests.support.checked_invoke sam local invoke ...", file=sys.stderr)
         return 2
     try:
         completed = subprocess.run(list(command), stdout=subprocess.PIPE, text=True, check=False)

@@ -1,6 +1,6 @@
 """Judge stored CloudTrail history with the live rule, to see who changes Lambda functions before switching it on.
 
-    python -m tools.backtest [--lookup-events | --s3 s3://BUCKET/PREFIX | --path DIR | --athena] [options]
+    lambda-crud-detector backtest [--lookup-events | --s3 s3://BUCKET/PREFIX | --path DIR | --athena] [options]
 
 The rule, its settings (ALLOWLIST_PATTERNS and EXTRA_ACTIONS, or --allowlist and --extra-actions) and the finding
 Ids are the deployed function's own (functions/detector), so what backtest reports is what the detector would
@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tools.cost import Usage, format_cost, monthly_cost
-from tools.findings import parse_since
-from tools.terminal import printable
-from tools.trail_judge import (
+from lambda_crud_detector.cost import Usage, format_cost, monthly_cost
+from lambda_crud_detector.findings import parse_since
+from lambda_crud_detector.terminal import printable
+from lambda_crud_detector.trail_judge import (
     DIRECT,
     Judge,
     JudgeConfig,
@@ -40,7 +40,7 @@ from tools.trail_judge import (
     judge_path,
     start_worker,
 )
-from tools.trail_sources import (
+from lambda_crud_detector.trail_sources import (
     Page,
     RateLimiter,
     athena_pages,
@@ -74,15 +74,15 @@ _HUMAN_ROLES = ("AWSReservedSSO_",)
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="make backtest ARGS=...",
+        prog="lambda-crud-detector backtest",
         description=__doc__.split("\n\n")[0],
         epilog=(
             "examples:\n"
-            "  make backtest ARGS='--since 90d --regions us-east-1,eu-west-1'\n"
-            "  make backtest ARGS='--s3 s3://my-trail-bucket/AWSLogs/o-abc123def4/ --since 30d'\n"
-            "  make backtest ARGS='--path ./trail-copy --json'\n"
-            "  make backtest ARGS='--athena --database default --table cloudtrail_logs --since 180d'\n"
-            "  make backtest ARGS=\"--path ./trail-copy --allowlist 'arn:aws:iam::111122223333:role/DeployRole'\""
+            "  lambda-crud-detector backtest --since 90d --regions us-east-1,eu-west-1\n"
+            "  lambda-crud-detector backtest --s3 s3://my-trail-bucket/AWSLogs/o-abc123def4/ --since 30d\n"
+            "  lambda-crud-detector backtest --path ./trail-copy --json\n"
+            "  lambda-crud-detector backtest --athena --database default --table cloudtrail_logs --since 180d\n"
+            "  lambda-crud-detector backtest --path ./trail-copy --allowlist 'arn:aws:iam::111122223333:role/DeployRole'"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""The size of the built function against the SDK it bundles, for ``tools.bench``: every file of the package, and
+"""The size of the built function against the SDK it bundles, for ``bench.run``: every file of the package, and
 the files of boto3 and the distributions it requires (per their RECORD, with the bytecode compiled for them),
 each unzipped and as a deflated zip, as ``sam package`` uploads it.
 """
