@@ -1,10 +1,13 @@
 """Build the ASFF finding for one CloudTrail record: the one place that shapes and bounds a finding.
 
-Finding Id scheme, fixed for good: ``AWS.LAMBDA.CRUD/<recipientAccountId>/<awsRegion>/<eventID>``. When any
-of the three parts is missing or not plain ASCII (anonymised or hostile records), the Id is instead
-``AWS.LAMBDA.CRUD/sha256/<hex digest of the three parts>``. Either way the same record always gets the same Id
-and ``CreatedAt == UpdatedAt == eventTime``, so Security Hub treats every retry or replay of the record as an
-update that is not newer than what it holds: exactly one finding per event, with no state of our own.
+Finding Id scheme (docs/finding-ids.md): ``AWS.LAMBDA.CRUD/<recipientAccountId>/<awsRegion>/<eventID>/<digest>``,
+where ``<digest>`` is the first 32 hex digits of the SHA-256 of the record's canonical content (``CONTENT_FIELDS``
+as sorted-key JSON). When any of the three parts is missing or not plain ASCII (anonymised or hostile records), the
+Id is instead ``AWS.LAMBDA.CRUD/sha256/<hex digest of the canonical content>``. The same record always gets the
+same Id and ``CreatedAt == UpdatedAt == eventTime``, so Security Hub treats every retry or replay of it as an update
+that is not newer than what it holds: exactly one finding per event, with no state of our own. A record that
+differs in any of those fields (a forgery reusing a real eventID) gets an Id of its own, so it can never replace
+the finding of the real record.
 
 Every string that reaches the finding is cleaned (control characters and unpaired surrogates replaced) and
 clipped in UTF-8 bytes, which is never more than the character limits Security Hub enforces. A rejected finding
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +67,11 @@ _ARN = re.compile(r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso[a-z-]*):[^\s]+")
 # "Lambda was unable to configure your environment variables because the environment variables you have provided
 # exceeded the 4KB limit. String measured: {"DB_PASSWORD":"..."}": everything after the marker is the environment.
 _QUOTED_ENVIRONMENT = re.compile(r"(string measured:).*", re.IGNORECASE | re.DOTALL)
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Characters that change how the text around them reads rather than being read: controls, format characters
+# (bidirectional overrides and isolates, zero-width characters, the byte order mark, tag characters), line and
+# paragraph separators, and surrogates, which cannot be encoded.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_NONCHARACTERS = frozenset("\ufffe\uffff")
 # Bounds on the walk that collects ARNs, so a huge or deeply nested requestParameters costs little.
 _MAX_NODES_WALKED = 5000
 _MAX_ARNS = 50
@@ -97,12 +106,43 @@ class DetectorAccount:
         return f"arn:{self.partition}:securityhub:{self.region}:{account}:product/{account}/default"
 
 
+CONTENT_FIELDS = (
+    "eventID",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "recipientAccountId",
+    "userIdentity",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "errorCode",
+    "errorMessage",
+)
+"""What a call was: who, what, on what, from where, when, and how it ended. A forgery that reuses a real eventID
+must change one of these to say anything else, and so gets an Id of its own. Fields CloudTrail adds about delivery
+(``responseElements``, ``additionalEventData``, ``tlsDetails``, ...) are left out: they say nothing of the call,
+and a record is read both from EventBridge and from S3 (backtest), which must give the same Id."""
+CONTENT_DIGEST_CHARS = 32
+
+
+def content_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the record's ``CONTENT_FIELDS`` as sorted-key, ASCII-only JSON; a missing field reads as null.
+
+    JSON makes the hash input unambiguous: no value can pass for a separator or for another field.
+    """
+    content = {field: record.get(field) for field in CONTENT_FIELDS}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=repr)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
 def finding_id(record: Mapping[str, Any]) -> str:
     """The finding Id of a record (see the module docstring for the scheme)."""
     parts = [_str(record.get(key)) or "" for key in ("recipientAccountId", "awsRegion", "eventID")]
+    digest = content_digest(record)
     if all(_ID_PART.fullmatch(part) for part in parts):
-        return "/".join([RULE_ID, *parts])
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+        return "/".join([RULE_ID, *parts, digest[:CONTENT_DIGEST_CHARS]])
     return f"{RULE_ID}/sha256/{digest}"
 
 
@@ -188,8 +228,17 @@ def asff_timestamp(moment: datetime) -> str:
 
 
 def clean(text: str) -> str:
-    """Replace control characters and unpaired surrogates, which would break encoding or display."""
-    return _UNPRINTABLE.sub("\ufffd", text)
+    """Replace every character that is not read but changes how the text reads (``UNSAFE_CATEGORIES``): control
+    and format characters, such as the bidirectional overrides that make one name display as another, line and
+    paragraph separators, and unpaired surrogates, which would break encoding."""
+    if text.isprintable():  # printable text holds none of them
+        return text
+    return "".join("\ufffd" if is_unsafe(char) else char for char in text)
+
+
+def is_unsafe(char: str) -> bool:
+    """Whether ``char`` is one that ``clean`` replaces."""
+    return not char.isprintable() and (unicodedata.category(char) in UNSAFE_CATEGORIES or char in _NONCHARACTERS)
 
 
 def _clip(text: str, limit: int) -> str:
