@@ -27,6 +27,7 @@ TINY = bench.BenchSettings(
     pattern_events=200,
     backtest_records=2_000,
     backtest_repetitions=1,
+    flood_calls=400,
 )
 EVERY_ROW = (
     "cold start: import handler module",
@@ -40,6 +41,8 @@ EVERY_ROW = (
     "wasted (matched, out of scope) per 1,000",
     "missed (in scope, not matched) per 1,000",
     "backtest, 2,000-record gzip trail (wall)",
+    "flood: imports for 400 denied calls in 10 min",
+    "real finding lands after (simulated)",
 )
 
 

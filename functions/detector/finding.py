@@ -26,11 +26,14 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cloudtrail import CloudTrailEvent
 from rule import RULE_ID, Verdict, value_at
+
+if TYPE_CHECKING:
+    from flood import Fold
 
 SCHEMA_VERSION = "2018-10-08"
 SEVERITY_LABEL = "HIGH"
@@ -219,6 +222,90 @@ def build_finding(
     source_url = _console_url(_str(record.get("eventID")) or "", region, partition)
     if source_url:
         finding["SourceUrl"] = source_url
+    return finding
+
+
+IMPLAUSIBLE_TIME_TYPE = "TTPs/Defense Evasion/T1562-Impair Defenses"
+
+
+def implausible_time_finding(
+    event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount, processed_at: datetime, problem: str
+) -> dict[str, Any]:
+    """A tamper finding for a record whose eventTime CloudTrail cannot have written (``problem`` says why).
+
+    Such a record reached the detector by a direct invocation. It is stamped with the time it was processed, never
+    with its own eventTime, and its Id is its own (``.../implausible-event-time/<content digest>``), so that it can
+    neither pass for nor replace the finding of a real record.
+    """
+    finding = build_finding(event, verdict, detector)
+    timestamp = asff_timestamp(processed_at)
+    finding.update(
+        Id=f"{RULE_ID}/implausible-event-time/{content_digest(event.record)}",
+        CreatedAt=timestamp,
+        UpdatedAt=timestamp,
+        FirstObservedAt=timestamp,
+        LastObservedAt=timestamp,
+        Types=[IMPLAUSIBLE_TIME_TYPE],
+        Title=_clip(f"Forged CloudTrail record sent to the detector: {problem}", MAX_TITLE),
+        Description=_clip(
+            f"The detector was invoked with a record whose eventTime CloudTrail cannot have written ({problem}). "
+            "Someone allowed to invoke the detector directly sent it; the record was not judged. What it claims: "
+            + finding["Description"],
+            MAX_DESCRIPTION,
+        ),
+    )
+    finding["FindingProviderFields"]["Types"] = [IMPLAUSIBLE_TIME_TYPE]
+    finding["ProductFields"]["tamper"] = "ImplausibleEventTime"
+    finding["ProductFields"]["eventTimeProblem"] = _clip(problem, MAX_PRODUCT_FIELD_VALUE)
+    return finding
+
+
+def fold_id(fold: Fold) -> str:
+    """``AWS.LAMBDA.CRUD/fold/<digest>``: one per principal, action, window and execution environment."""
+    key = [fold.key.principal, fold.key.action, asff_timestamp(fold.key.window_start), fold.environment]
+    digest = hashlib.sha256(json.dumps(key, ensure_ascii=True).encode("ascii")).hexdigest()
+    return f"{RULE_ID}/fold/{digest[:CONTENT_DIGEST_CHARS]}"
+
+
+def fold_finding(fold: Fold, detector: DetectorAccount, updated_at: datetime) -> dict[str, Any]:
+    """The finding of a fold: its first call, as ``build_finding`` describes it, and how many more there were.
+
+    The count is exact for this execution environment when imported; other environments fold their own calls of
+    the same principal and action into findings of their own, so the window's total is "at least" this one.
+    """
+    finding = build_finding(fold.first, fold.verdict, detector)
+    first_seen = asff_timestamp(fold.earliest_event_time or fold.first.event_time)
+    last_seen = asff_timestamp(fold.last_event_time or fold.first.event_time)
+    window = f"{asff_timestamp(fold.key.window_start)} to {asff_timestamp(fold.window_end)}"
+    principal, action, count = fold.key.principal, fold.key.action, fold.count
+    listed = ", ".join(fold.event_ids)
+    finding.update(
+        Id=fold_id(fold),
+        CreatedAt=first_seen,
+        FirstObservedAt=first_seen,
+        LastObservedAt=last_seen,
+        UpdatedAt=asff_timestamp(updated_at),
+        Title=_clip(
+            f"[{_clip(principal, 120)}] failed Lambda [{_clip(action, 48)}] at least {count} more times", MAX_TITLE
+        ),
+        Description=_clip(
+            f"A flood of failed calls, folded: at least {count} more failed {action} calls by {principal} "
+            f"between {window}, after the first ones, which have findings of their own. The first folded call: "
+            + finding["Description"],
+            MAX_DESCRIPTION,
+        ),
+    )
+    finding["Action"]["AwsApiCallAction"].update(FirstSeen=first_seen, LastSeen=last_seen)
+    finding["ProductFields"].update(
+        {
+            "folded.count": str(count),
+            "folded.countIs": "at least: exact for one execution environment when imported",
+            "folded.eventIDs": _clip(listed, MAX_PRODUCT_FIELD_VALUE),
+            "folded.eventIDsListed": f"{len(fold.event_ids)} of {count}",
+            "folded.window": window,
+            "folded.environment": _clip(fold.environment or "unknown", MAX_PRODUCT_FIELD_VALUE),
+        }
+    )
     return finding
 
 
