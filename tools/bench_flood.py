@@ -110,7 +110,8 @@ class FloodResult:
     import_calls: int
     throttled_calls: int
     real_finding_delay_seconds: float | None
-    """Simulated seconds from the real finding's arrival to its import; None if it never landed."""
+    """Simulated seconds from the real call to its finding's import, waiting behind the calls before it included;
+    None if it never landed."""
     handler_errors: int
     folded: int
     stored_findings: int
@@ -169,9 +170,10 @@ def run_flood(
     try:
         with strict_securityhub.rate_limited(clock) as rate, simulated_botocore_sleep(clock):
             for index in range(calls + 1):
-                clock.seconds = max(clock.seconds, index * seconds / (calls + 1))
-                arrival = clock.seconds
-                at = clock.now()
+                # Called at ``arrival``, and handled then, or once the environment is done with the calls before.
+                arrival = index * seconds / (calls + 1)
+                clock.seconds = max(clock.seconds, arrival)
+                at = clock.start + timedelta(seconds=arrival)
                 event = real_change(at, index, real_function) if index == real_index else denied_call(at, index)
                 try:
                     detector.lambda_handler(event, context)
