@@ -101,3 +101,19 @@ def test_the_flood_scenario_is_realistic_input_to_the_handler() -> None:
     event = copy.deepcopy(denied_call(START, 1))
     cloudtrail_event, verdict = judged(event)
     assert verdict.kind == "finding" and cloudtrail_event.record["errorCode"] == "AccessDenied"
+
+
+def test_backtest_folds_on_the_same_windows_as_the_detector(detector: ModuleType, security_hub: Any) -> None:
+    from tools.trail_judge import Judge, JudgeConfig
+
+    calls = [denied_call(START + timedelta(minutes=index), index)["detail"] for index in range(30)]  # two windows
+    judgement = Judge(JudgeConfig()).records(calls, "memory")
+    ids = [summary["id"] for summary in judgement.findings]
+    folds = {finding_id for finding_id in ids if "/fold/" in finding_id}
+    assert len(folds) == 2 and judgement.folded == 30 - 2 * FOLD_AFTER
+    # The handler folds the same calls into the same windows: 2 * FOLD_AFTER findings of their own.
+    for index, record in enumerate(calls):
+        event = denied_call(START + timedelta(minutes=index), index)
+        event["detail"] = record
+        answer = detector.lambda_handler(event, FakeLambdaContext())
+        assert ("/fold/" in answer["findingId"]) == ("/fold/" in ids[index])
