@@ -15,8 +15,8 @@ its Security Hub backend so that an import is judged as AWS judges it:
 * an import whose ``UpdatedAt`` is not newer than the stored finding's is ignored (it still counts as a
   success, as in AWS), and a newer one replaces it;
 * under ``rate_limited(clock)``, the documented rate of ``BatchImportFindings``: 10 calls per second with a burst of
-  30, per account and Region (Security Hub API Reference, BatchImportFindings; the AWS Security Hub User Guide,
-  "Quotas"), as a token bucket on the clock given, so that tests and benchmarks can run on simulated time. A call
+  30, per account and Region (Security Hub CSPM Partner Guide, "Guidelines for using the BatchImportFindings
+  API"), as a token bucket on the clock given, so that tests and benchmarks can run on simulated time. A call
   over the rate fails with ``LimitExceededException`` (HTTP 429 in the service model), which botocore retries as
   throttling. Without it (the default) the rate is not enforced, as in moto.
 
