@@ -117,3 +117,27 @@ def test_backtest_folds_on_the_same_windows_as_the_detector(detector: ModuleType
         event["detail"] = record
         answer = detector.lambda_handler(event, FakeLambdaContext())
         assert ("/fold/" in answer["findingId"]) == ("/fold/" in ids[index])
+
+
+def test_memory_is_bounded_and_a_forgotten_fold_never_loses_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flood
+
+    monkeypatch.setattr(flood, "MAX_FOLDS", 3)
+    folder = FloodFolder("environment")
+    moment = START
+
+    def fail(principal: str, index: int) -> Any:
+        event = denied_call(moment, index)
+        event["detail"]["userIdentity"] = {"type": "IAMUser", "arn": principal, "accountId": DETECTOR_ACCOUNT}
+        return folder.admit(*judged(event))
+
+    principals = [f"arn:aws:iam::{DETECTOR_ACCOUNT}:user/flooder{number}" for number in range(6)]
+    for principal in principals:
+        for index in range(FOLD_AFTER + 1):
+            fold = fail(principal, index)
+        if fold is not None:
+            fold.imported(moment, fold.next_updated_at(), fold.count)  # settled: may be forgotten
+    assert len(list(folder.folds())) <= 3
+    # The first principal's fold was forgotten: its later calls are findings of their own, not a fold restarted
+    # at zero under the same Id, whose imports Security Hub would ignore as not newer.
+    assert fail(principals[0], 99) is None

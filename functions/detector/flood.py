@@ -28,9 +28,12 @@ FOLD_AFTER = 5
 WINDOW = timedelta(minutes=15)
 REIMPORT_AFTER = timedelta(seconds=60)
 MAX_LISTED_EVENT_IDS = 40
-MAX_FOLDS = 2_000
-"""Folds kept in memory; past it, the oldest whose count is imported are forgotten, and if none is, a failed call
-of a new principal and action is reported on its own (a finding too many, never one too few)."""
+MAX_FOLDS = 200
+"""Folds kept in memory, each with its first folded record (up to EventBridge's 256 KB). Past it, the oldest whose
+count is imported are forgotten, and later calls of theirs reported on their own; if none can be forgotten, so is
+the call (a finding too many, never too few)."""
+MAX_KEYS_COUNTED = 10_000
+"""Principal, action and window triples whose failed calls are counted towards FOLD_AFTER (a few bytes each)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -50,8 +53,6 @@ class Fold:
     """The first folded call: what the fold's finding describes, besides the count."""
     verdict: Verdict
     environment: str
-    seen: int = 0
-    """Failed calls of this key seen here, including those reported on their own."""
     count: int = 0
     """Folded calls."""
     event_ids: list[str] = field(default_factory=list)
@@ -105,7 +106,11 @@ class FloodFolder:
 
     def __init__(self, environment: str = "") -> None:
         self.environment = environment
+        self._seen: dict[FoldKey, int] = {}
+        """Failed calls seen per key, those reported on their own included."""
         self._folds: dict[FoldKey, Fold] = {}
+        self._retired: set[FoldKey] = set()
+        """Keys whose fold was forgotten: a new fold with the same Id could not be imported as newer."""
 
     def admit(self, event: CloudTrailEvent, verdict: Verdict) -> Fold | None:
         """The fold that takes this call, or None when it is to be reported on its own."""
@@ -115,16 +120,16 @@ class FloodFolder:
         caller_arn = caller.get("arn") if isinstance(caller, dict) else None
         principal = verdict.principal_arn or (caller_arn if isinstance(caller_arn, str) else None) or "unidentified"
         key = FoldKey(principal, verdict.action or "unknown", window_start(event.event_time))
+        if key not in self._seen and len(self._seen) >= MAX_KEYS_COUNTED:
+            self._forget_counts()
+        seen = self._seen[key] = self._seen.get(key, 0) + 1
+        if seen <= FOLD_AFTER or key in self._retired:
+            return None
         fold = self._folds.get(key)
         if fold is None:
             if not self._room():
                 return None
             fold = self._folds[key] = Fold(key, event, verdict, self.environment)
-        fold.seen += 1
-        if fold.seen <= FOLD_AFTER:
-            return None
-        if fold.count == 0:
-            fold.first = event
         fold.count += 1
         event_id = event.record.get("eventID")
         if len(fold.event_ids) < MAX_LISTED_EVENT_IDS and isinstance(event_id, str):
@@ -148,4 +153,15 @@ class FloodFolder:
         settled = sorted((fold for fold in self._folds.values() if fold.pending == 0), key=lambda f: f.key.window_start)
         for fold in settled[: max(1, len(settled) // 2)]:
             del self._folds[fold.key]
+            self._retired.add(fold.key)
         return len(self._folds) < MAX_FOLDS
+
+    def _forget_counts(self) -> None:
+        """Forget the counts of windows before the latest two; if that frees nothing, all of them. A forgotten key
+        starts again with calls reported on their own: more findings, never fewer."""
+        latest = max(key.window_start for key in self._seen)
+        for key in [key for key in self._seen if key.window_start < latest - WINDOW]:
+            del self._seen[key]
+        if len(self._seen) >= MAX_KEYS_COUNTED:
+            self._seen.clear()
+        self._retired = {key for key in self._retired if key.window_start >= latest - WINDOW}
