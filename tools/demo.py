@@ -35,6 +35,7 @@ from tools.local_runtime import (
     detector_function,
     local_security_hub,
 )
+from tools.terminal import printable_json
 
 FEATURED_EVENT = "spoofed-deployrole-session-name.json"
 """The event whose finding is shown in full: a session name chosen to look like the deployment role's."""
@@ -107,7 +108,9 @@ def run_demo(build_dir: Path, show_all_logs: bool) -> bool:
     print(format_outcomes(outcomes, stored, show_all_logs))
     featured = featured_finding(outcomes, stored)
     if featured is not None:
-        print(f"\n==> The finding for {featured[0]}, in full:\n{json.dumps(featured[1], indent=2, ensure_ascii=False)}")
+        print(
+            f"\n==> The finding for {featured[0]}, in full:\n{printable_json(json.dumps(featured[1], indent=2, ensure_ascii=False))}"
+        )
     verdicts_ok = all(outcome.as_expected for outcome in outcomes)
     findings_ok = print_finding_check(expected_finding_ids(outcomes), set(stored))
     print(f"\n{sum(outcome.as_expected for outcome in outcomes)} of {len(outcomes)} events got their expected verdict.")
