@@ -17,6 +17,9 @@
    matcher.
 6. Backtest on a synthetic gzip trail against gzip + json.loads of the same files (bench/backtest.py), and against
    DuckDB's read_json with the rule as one SQL query, with the same verdict counts (bench/duckdb_backtest.py).
+7. A flood: 10,000 denied calls by one principal within 10 minutes with one real finding half-way, through the
+   handler on the rate-limited strict Security Hub, on simulated time: import calls, and when the real finding
+   lands, against one import per call (bench/flood.py).
 
 Repeated figures are interleaved (baseline and subject take turns) and reported as the median of the paired
 ratios, because machines are shared and noisy. Nothing here contacts AWS or the network: credentials are dummies
@@ -45,6 +48,7 @@ from typing import Any, NamedTuple
 
 from bench import backtest as bench_backtest
 from bench import duckdb_backtest as bench_duckdb
+from bench import flood as bench_flood
 from bench import package as bench_package
 from bench import pattern as bench_pattern
 from tests.support import local_runtime
@@ -83,6 +87,7 @@ class BenchSettings:
     seed: int = 20261127
     backtest_records: int = 200_000
     backtest_repetitions: int = 5
+    flood_calls: int = 10_000
 
 
 FULL = BenchSettings()
@@ -95,6 +100,7 @@ QUICK = BenchSettings(
     pattern_events=200,
     backtest_records=5_000,
     backtest_repetitions=1,
+    flood_calls=400,
 )
 
 
@@ -488,6 +494,57 @@ def duckdb_row(comparison: bench_duckdb.DuckDBComparison | None, records: int) -
     return row if comparison.counts_match else row._replace(ok=ok_text(False))
 
 
+# 7. Flood ---------------------------------------------------------------------------------------------------
+
+
+FLOOD_SECONDS = 600.0
+
+
+def measure_flood(calls: int) -> bench_flood.FloodResult:
+    """The flood in a process of its own: the handler there runs on a mocked, rate-limited Security Hub."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.flood", "--calls", str(calls), "--seconds", str(FLOOD_SECONDS)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_SECONDS,
+        check=True,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith(bench_flood.RESULT_MARKER))
+    return bench_flood.FloodResult(**json.loads(line[len(bench_flood.RESULT_MARKER) :]))
+
+
+def flood_section(flood: bench_flood.FloodResult) -> Section:
+    minutes = flood.seconds / 60
+    delay = flood.real_finding_delay_seconds
+    landed = "never" if delay is None else f"{delay:.1f} s"
+    ceiling = max(1, flood.calls // 10)  # 400 denied calls may cost at most 40 imports
+    rows = [
+        check_row(
+            f"flood: imports for {flood.calls:,} denied calls in {minutes:.0f} min",
+            f"{flood.import_calls:,}",
+            f"≤ {ceiling:,}",
+            flood.import_calls <= ceiling and flood.handler_errors == 0,
+            baseline=f"{flood.unfolded_import_calls:,}",
+        ),
+        check_row(
+            "  real finding lands after (simulated)",
+            landed,
+            "0 s",
+            delay == 0,
+            baseline=f">= {flood.unfolded_real_finding_delay_seconds:.0f} s",
+        ),
+    ]
+    details = [
+        f"Flood: {flood.calls:,} denied calls by one principal over {minutes:.0f} simulated minutes, one real finding"
+        f" half-way; one warm execution environment; Security Hub at 10 imports/s, burst 30 (strict local model)."
+        f" {flood.folded:,} calls folded, {flood.throttled_calls} import calls throttled, {flood.handler_errors}"
+        f" handler errors, {flood.stored_findings} findings stored. Baseline: one import per call, paced by the"
+        " same rate, no retry cost (a lower bound on the delay)."
+    ]
+    return Section(rows, details)
+
+
 # The report -------------------------------------------------------------------------------------------------
 
 
@@ -528,6 +585,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
         timed("pattern", pattern),
         timed("backtest", backtest),
         timed("backtest vs DuckDB", duckdb),
+        timed("flood", lambda: flood_section(measure_flood(settings.flood_calls))),
     ]
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return "\n".join(
@@ -539,7 +597,7 @@ def run_benchmarks(artifact: Path, settings: BenchSettings) -> str:
             f" {settings.warm_invocations:,}+ invocations each in {settings.warm_rounds} blocks; memory"
             f" {settings.memory_invocations:,} invocations ({settings.memory_warmup:,} warm-up); pattern"
             f" {settings.pattern_events:,} events; backtest {settings.backtest_records:,} records,"
-            f" {settings.backtest_repetitions} repetitions",
+            f" {settings.backtest_repetitions} repetitions; flood {settings.flood_calls:,} denied calls",
             "baselines: cold start = import boto3 + boto3.client('securityhub'); warm = the same finding sent through"
             " boto3's default client; size = boto3 and its dependencies; backtest = gzip + json.loads",
             "",

@@ -415,6 +415,7 @@ def report_json(run: Run, suggestions: list[dict[str, Any]]) -> str:
         "suggestedAllowlist": suggestions,
         "records": judgement.records,
         "outsideTimeRange": judgement.outside_window,
+        "folded": judgement.folded,
         "sources": run.sources,
         "skippedDigestFiles": run.skipped,
     }

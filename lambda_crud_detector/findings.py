@@ -29,6 +29,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from lambda_crud_detector.terminal import printable, printable_json
+
 GENERATOR_ID = "AWS.LAMBDA.CRUD"
 """The GeneratorId the detector gives its findings (the rule's id, ``rule.RULE_ID``)."""
 
@@ -244,13 +246,14 @@ def format_table(rows: Sequence[Row]) -> str:
     """Rows under a header, each column as wide as its widest cell."""
     if not rows:
         return "No findings."
-    table = [list(COLUMNS.values())] + [[getattr(row, name) for name in COLUMNS] for row in rows]
+    # Every cell comes from a finding, and so from a record a caller wrote: escaped before it reaches a terminal.
+    table = [list(COLUMNS.values())] + [[printable(getattr(row, name)) for name in COLUMNS] for row in rows]
     widths = [max(len(line[column]) for line in table) for column in range(len(COLUMNS))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table)
 
 
 def format_json(findings: Iterable[Mapping[str, Any]]) -> str:
-    return json.dumps(list(findings), indent=2, ensure_ascii=False, default=str)
+    return printable_json(json.dumps(list(findings), indent=2, ensure_ascii=False, default=str))
 
 
 # Command -----------------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ import msgspec
 # The function's own modules, by the top-level names they have in Lambda (lambda_crud_detector/__init__.py puts
 # their directory on sys.path).
 from cloudtrail import InvalidEventError, unwrap
-from finding import DetectorAccount, build_finding, finding_id
+from finding import DetectorAccount, build_finding, finding_id, fold_id
+from flood import FloodFolder
 from rule import LAMBDA_EVENT_SOURCE, RuleSettings, evaluate
 
 REQUIRED_KINDS = ("finding", "allowlisted", "ignored", "invalid")
@@ -73,6 +74,8 @@ class Judgement:
     records: int = 0
     outside_window: int = 0
     """Records left out because their eventTime is outside --since/--until."""
+    folded: int = 0
+    """Findings that the detector would fold (flood.py): their summary's id is their fold's."""
 
     def add(self, other: Judgement) -> None:
         self.counts.update(other.counts)
@@ -81,6 +84,7 @@ class Judgement:
         self.errors += other.errors
         self.records += other.records
         self.outside_window += other.outside_window
+        self.folded += other.folded
 
 
 class Judge:
@@ -90,6 +94,8 @@ class Judge:
         self.config = config
         # Raises ValueError on a setting the function itself would refuse at cold start.
         self.settings = RuleSettings.from_config(config.allowlist, config.extra_actions)
+        # Folds as one execution environment would, on the same eventTime windows (each worker process on its own).
+        self.folder = FloodFolder("backtest")
 
     def records(self, records: Iterable[Any], source: str) -> Judgement:
         """Judge each record; ``source`` names where they came from, for the errors."""
@@ -186,9 +192,13 @@ class Judge:
         judgement.counts[verdict.kind] += 1
         if verdict.kind != "finding":
             return
-        judgement.findings.append(
-            finding_summary(record, verdict.action, verdict.principal_arn, verdict.reason, source)
-        )
+        summary = finding_summary(record, verdict.action, verdict.principal_arn, verdict.reason, source)
+        # An import (--import) sends every finding on its own, paced by the importer, so that none waits for a fold.
+        fold = self.folder.admit(event, verdict) if self.config.detector is None else None
+        if fold is not None:
+            judgement.folded += 1
+            summary["id"] = fold_id(fold)
+        judgement.findings.append(summary)
         if self.config.detector is not None:
             judgement.built.append(build_finding(event, verdict, self.config.detector))
 

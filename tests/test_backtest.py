@@ -146,7 +146,7 @@ def test_counts_and_ids_equal_what_the_handler_decides_record_by_record(
     assert {finding["Id"] for finding in stored_findings(security_hub)} == set(handler_ids)
     for finding in report["findings"]:
         assert finding["eventID"] and finding["action"] and finding["reason"]
-        assert finding["id"].endswith(finding["eventID"]) or "/sha256/" in finding["id"]
+        assert f"/{finding['eventID']}/" in finding["id"] or "/sha256/" in finding["id"]
     spoofed = next(f for f in report["findings"] if f["eventID"] == "0a6f7c1d-3b9e-4c55-9a0e-7d2b1e4f6a04")
     assert spoofed["principal"] == "arn:aws:iam::111122223333:role/DevSandboxRole"
 

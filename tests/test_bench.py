@@ -29,6 +29,7 @@ TINY = bench.BenchSettings(
     pattern_events=200,
     backtest_records=2_000,
     backtest_repetitions=1,
+    flood_calls=400,
 )
 EVERY_ROW = (
     "cold start: import handler module",
@@ -43,6 +44,8 @@ EVERY_ROW = (
     "missed (in scope, not matched) per 1,000",
     "backtest, 2,000-record gzip trail (wall)",
     "backtest vs DuckDB read_json, 2,000 records (wall)",
+    "flood: imports for 400 denied calls in 10 min",
+    "real finding lands after (simulated)",
 )
 
 

@@ -58,16 +58,19 @@ def test_delivering_the_same_event_three_times_leaves_one_finding(
 def test_a_replayed_event_is_ignored_by_security_hub_not_written_again(
     detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
-    """The finding's UpdatedAt is the event's time, so Security Hub ignores every later import of the same event:
-    a replay (or a record altered after the fact, with the same eventID and eventTime) cannot rewrite a finding."""
+    """The finding's UpdatedAt is the event's time, so Security Hub ignores every later import of the same event; a
+    record altered after the fact, with the same eventID and eventTime, is a finding of its own (its Id binds the
+    record's content) and cannot rewrite the first."""
     first = detector.lambda_handler(finding_case_event(), lambda_context)
+    replay = detector.lambda_handler(finding_case_event(), lambda_context)
     altered = finding_case_event()
     altered["detail"]["sourceIPAddress"] = "203.0.113.99"
-    replay = detector.lambda_handler(altered, lambda_context)
+    variant = detector.lambda_handler(altered, lambda_context)
 
-    assert replay["findingId"] == first["findingId"]
-    [stored] = stored_findings(security_hub)
-    assert stored["Action"]["AwsApiCallAction"]["RemoteIpDetails"]["IpAddressV4"] == "192.0.2.44"
+    assert replay["findingId"] == first["findingId"] != variant["findingId"]
+    stored = {finding["Id"]: finding for finding in stored_findings(security_hub)}
+    assert set(stored) == {first["findingId"], variant["findingId"]}
+    assert stored[first["findingId"]]["Action"]["AwsApiCallAction"]["RemoteIpDetails"]["IpAddressV4"] == "192.0.2.44"
 
 
 def test_rejected_findings_raise_so_the_event_is_retried(

@@ -367,7 +367,7 @@ def server_sqs(moto_server: LocalSecurityHub) -> Any:
 
 
 def finding_event_ids(moto_server: LocalSecurityHub) -> set[str]:
-    return {finding["Id"].rsplit("/", 1)[1] for finding in stored_findings(moto_server.client())}
+    return {finding["ProductFields"]["eventID"] for finding in stored_findings(moto_server.client())}
 
 
 @integration

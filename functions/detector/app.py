@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
@@ -18,9 +20,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cloudtrail import CloudTrailEvent, InvalidEventError, unwrap
-from finding import DetectorAccount, build_finding
+from cloudtrail import CloudTrailEvent, InvalidEventError, implausible_event_time, unwrap
+from finding import DetectorAccount, build_finding, fold_finding, fold_id, implausible_time_finding
 from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
+from flood import FloodFolder
 from publisher import (
     AssumedRolePublishers,
     FindingPublisher,
@@ -77,6 +80,11 @@ findings_settings = FindingsAccountSettings.from_config(
 )
 # Deaf to every configured endpoint; only the first invocation can tell a local run, which may use one (see below).
 publisher = FindingPublisher(security_hub_client(local=False))
+# Folded findings (flood.py) are imported after an invocation's own work, with one retry: a throttled fold waits for
+# a later invocation rather than hold this one, so that no finding, tamper finding or heartbeat queues behind a flood.
+FOLD_IMPORT_ATTEMPTS = 2
+fold_publisher = FindingPublisher(security_hub_client(local=False, max_attempts=FOLD_IMPORT_ATTEMPTS))
+folder = FloodFolder()
 member_publishers = _member_publishers(local=False)
 _cold_start = True
 # Set on the first invocation of a deployed function whose configuration would let its traffic be intercepted.
@@ -98,6 +106,7 @@ _METRIC_BY_VERDICT = {
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Judge one CloudTrail record and, when it is a finding, store it in Security Hub."""
     if _cold_start:
+        folder.environment = context.log_stream_name  # one per execution environment: its folds are its own
         _choose_security_hub_endpoint(context)
     if _interception:
         # Every event fails loudly (Errors alarm, retries, then the failure queue) rather than be sent where it
@@ -115,6 +124,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     record = cloudtrail_event.record
     detector = DetectorAccount.from_function_arn(context.invoked_function_arn, os.environ["AWS_REGION"])
+    now = clock()
+    if problem := implausible_event_time(cloudtrail_event, now):
+        return _report_implausible_time(cloudtrail_event, problem, detector, now)
     verdict = evaluate(record, settings, _detector_identity(detector))
     logger.info(
         f"Verdict: {verdict.kind}",
@@ -125,9 +137,50 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         principal=verdict.principal_arn,
         reason=verdict.reason,
     )
-    finding_id = _store_finding(cloudtrail_event, verdict, detector) if verdict.kind == "finding" else None
+    fold = folder.admit(cloudtrail_event, verdict)
+    if fold is not None:
+        finding_id: str | None = fold_id(fold)
+        logger.info("Failed call folded", eventID=record.get("eventID"), findingId=finding_id, folded=fold.count)
+        metrics.add_metric(name="FailedCallsFolded", unit=MetricUnit.Count, value=1)
+    else:
+        finding_id = _store_finding(cloudtrail_event, verdict, detector) if verdict.kind == "finding" else None
     metrics.add_metric(name=_METRIC_BY_VERDICT[verdict.kind], unit=MetricUnit.Count, value=1)
+    _import_folds(detector, now)
     return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
+
+
+def clock() -> datetime:
+    """The detector's clock (a module attribute, so that the flood benchmark can run on simulated time)."""
+    return datetime.now(timezone.utc)
+
+
+def _report_implausible_time(
+    cloudtrail_event: CloudTrailEvent, problem: str, detector: DetectorAccount, now: datetime
+) -> dict[str, Any]:
+    """Report, never judge, a record CloudTrail cannot have written: a tamper finding stamped ``now``."""
+    record = cloudtrail_event.record
+    logger.error(f"Refusing a record CloudTrail cannot have written: {problem}", eventID=record.get("eventID"))
+    metrics.add_metric(name="ImplausibleEventTime", unit=MetricUnit.Count, value=1)
+    claimed = evaluate(record, settings, _detector_identity(detector))
+    verdict = replace(claimed, kind="finding", reason=f"{problem}; the record claims: {claimed.reason}")
+    finding = implausible_time_finding(cloudtrail_event, verdict, detector, now, problem)
+    publisher.publish([finding])  # a failure raises: retried, then kept by the failure destination
+    return {"verdict": "implausible", "findingId": finding["Id"], "reason": problem}
+
+
+def _import_folds(detector: DetectorAccount, now: datetime) -> None:
+    """Import the folded findings that are due, into the detector's own account; a failure is retried later."""
+    due = folder.due(now)
+    for start in range(0, len(due), 100):  # BatchImportFindings takes at most 100 findings
+        batch = [(fold, fold.next_updated_at(), fold.count) for fold in due[start : start + 100]]
+        try:
+            fold_publisher.publish([fold_finding(fold, detector, updated_at) for fold, updated_at, _ in batch])
+        except Exception:
+            logger.exception("Could not import folded findings; a later invocation retries", folds=len(batch))
+            metrics.add_metric(name="FoldImportFailures", unit=MetricUnit.Count, value=1)
+            return
+        for fold, updated_at, count in batch:
+            fold.imported(now, updated_at, count)
 
 
 class ConfigurationTamperedError(RuntimeError):
@@ -143,10 +196,11 @@ def _detector_identity(detector: DetectorAccount) -> DetectorIdentity:
 
 def _choose_security_hub_endpoint(context: LambdaContext) -> None:
     """On the first invocation: honour a configured endpoint if, and only if, the function runs locally."""
-    global publisher, member_publishers, _cold_start, _interception
+    global publisher, fold_publisher, member_publishers, _cold_start, _interception
     _cold_start = False
     if runs_locally(context.invoked_function_arn, os.environ):
         publisher = FindingPublisher(security_hub_client(local=True))
+        fold_publisher = FindingPublisher(security_hub_client(local=True, max_attempts=FOLD_IMPORT_ATTEMPTS))
         member_publishers = _member_publishers(local=True)
         return
     if ignored := endpoint_variables(os.environ):

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 REQUIRED_RECORD_FIELDS = ("eventSource", "eventName", "eventID", "eventTime")
 ENVELOPE_FIELDS = ("detail-type", "source", "detail", "account")
 LAMBDA_SOURCE = "aws.lambda"
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+"""How far ahead of the detector's clock an eventTime may be: CloudTrail stamps a call when AWS receives it, so
+only clock skew puts it ahead; a record from further in the future was written by hand."""
+MAX_ENVELOPE_DISTANCE = timedelta(minutes=15)
+"""How far an eventTime may be from the envelope's ``time``. EventBridge sets ``time`` of a CloudTrail event to
+the call's eventTime (every envelope in the AWS documentation's examples, and in events/, carries the same
+instant); the margin covers a difference in rounding or delivery not seen here. Inferred, not checked on a real
+account."""
 
 
 class InvalidEventError(ValueError):
@@ -30,6 +38,8 @@ class CloudTrailEvent:
     record: Mapping[str, Any]
     event_time: datetime
     """``eventTime`` as an aware UTC datetime."""
+    envelope_time: str | None = None
+    """The EventBridge envelope's ``time``, as written; None for a record read without one (backtest)."""
 
 
 def unwrap(event: Any) -> CloudTrailEvent:
@@ -51,7 +61,7 @@ def unwrap(event: Any) -> CloudTrailEvent:
     record = event["detail"]
     if not isinstance(record, Mapping):
         raise InvalidEventError(f"event detail is not an object: got {_kind(record)}")
-    cloudtrail_event = read_record(record)
+    cloudtrail_event = read_record(record, event.get("time"))
     # Each account gets its own copy of a record, whose recipientAccountId is that account (CloudTrail User Guide,
     # "CloudTrail record contents", recipientAccountId), and EventBridge puts the record on that account's bus with
     # the account as `account`. An event forwarded to another account's bus keeps it: the receiving account's rules
@@ -65,7 +75,7 @@ def unwrap(event: Any) -> CloudTrailEvent:
     return cloudtrail_event
 
 
-def read_record(record: Mapping[str, Any]) -> CloudTrailEvent:
+def read_record(record: Mapping[str, Any], envelope_time: Any = None) -> CloudTrailEvent:
     """The CloudTrail record itself, or InvalidEventError when it lacks what the detector cannot work without."""
     for field in REQUIRED_RECORD_FIELDS:
         value = record.get(field)
@@ -75,7 +85,37 @@ def read_record(record: Mapping[str, Any]) -> CloudTrailEvent:
     return CloudTrailEvent(
         record=record,
         event_time=_parse_event_time(record["eventTime"]),
+        envelope_time=envelope_time if isinstance(envelope_time, str) else None,
     )
+
+
+def implausible_event_time(event: CloudTrailEvent, now: datetime) -> str | None:
+    """Why the record's eventTime cannot be CloudTrail's, or None when it can.
+
+    Only someone invoking the detector directly can send such a record: a later eventTime is how a forgery that
+    reuses a real record's eventID would make Security Hub take it as newer. The record is reported, never judged.
+    """
+    ahead = event.event_time - now
+    if ahead > MAX_FUTURE_SKEW:
+        return f"eventTime {event.record['eventTime'][:40]!r} is {_duration(ahead)} ahead of the detector's clock"
+    if event.envelope_time is None:
+        return None
+    try:
+        envelope_time = _parse_event_time(event.envelope_time)
+    except InvalidEventError:
+        return f"the envelope's time {_shown(event.envelope_time)} is not a timestamp"
+    distance = abs(event.event_time - envelope_time)
+    if distance > MAX_ENVELOPE_DISTANCE:
+        return (
+            f"eventTime {event.record['eventTime'][:40]!r} is {_duration(distance)} from the envelope's time "
+            f"{_shown(event.envelope_time)}"
+        )
+    return None
+
+
+def _duration(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:.0f} minutes" if minutes < 2880 else f"{minutes / 1440:.0f} days"
 
 
 def _parse_event_time(value: str) -> datetime:

@@ -1,10 +1,13 @@
 """Build the ASFF finding for one CloudTrail record: the one place that shapes and bounds a finding.
 
-Finding Id scheme, fixed for good: ``AWS.LAMBDA.CRUD/<recipientAccountId>/<awsRegion>/<eventID>``. When any
-of the three parts is missing or not plain ASCII (anonymised or hostile records), the Id is instead
-``AWS.LAMBDA.CRUD/sha256/<hex digest of the three parts>``. Either way the same record always gets the same Id
-and ``CreatedAt == UpdatedAt == eventTime``, so Security Hub treats every retry or replay of the record as an
-update that is not newer than what it holds: exactly one finding per event, with no state of our own.
+Finding Id scheme (docs/finding-ids.md): ``AWS.LAMBDA.CRUD/<recipientAccountId>/<awsRegion>/<eventID>/<digest>``,
+where ``<digest>`` is the first 32 hex digits of the SHA-256 of the record's canonical content (``CONTENT_FIELDS``
+as sorted-key JSON). When any of the three parts is missing or not plain ASCII (anonymised or hostile records), the
+Id is instead ``AWS.LAMBDA.CRUD/sha256/<hex digest of the canonical content>``. The same record always gets the
+same Id and ``CreatedAt == UpdatedAt == eventTime``, so Security Hub treats every retry or replay of it as an update
+that is not newer than what it holds: exactly one finding per event, with no state of our own. A record that
+differs in any of those fields (a forgery reusing a real eventID) gets an Id of its own, so it can never replace
+the finding of the real record.
 
 Every string that reaches the finding is cleaned (control characters and unpaired surrogates replaced) and
 clipped in UTF-8 bytes, which is never more than the character limits Security Hub enforces. A rejected finding
@@ -17,15 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cloudtrail import CloudTrailEvent
 from rule import RULE_ID, Verdict, value_at
+
+if TYPE_CHECKING:
+    from flood import Fold
 
 SCHEMA_VERSION = "2018-10-08"
 SEVERITY_LABEL = "HIGH"
@@ -62,7 +70,11 @@ _ARN = re.compile(r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso[a-z-]*):[^\s]+")
 # "Lambda was unable to configure your environment variables because the environment variables you have provided
 # exceeded the 4KB limit. String measured: {"DB_PASSWORD":"..."}": everything after the marker is the environment.
 _QUOTED_ENVIRONMENT = re.compile(r"(string measured:).*", re.IGNORECASE | re.DOTALL)
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Characters that change how the text around them reads rather than being read: controls, format characters
+# (bidirectional overrides and isolates, zero-width characters, the byte order mark, tag characters), line and
+# paragraph separators, and surrogates, which cannot be encoded.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_NONCHARACTERS = frozenset("\ufffe\uffff")
 # Bounds on the walk that collects ARNs, so a huge or deeply nested requestParameters costs little.
 _MAX_NODES_WALKED = 5000
 _MAX_ARNS = 50
@@ -97,12 +109,43 @@ class DetectorAccount:
         return f"arn:{self.partition}:securityhub:{self.region}:{account}:product/{account}/default"
 
 
+CONTENT_FIELDS = (
+    "eventID",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "recipientAccountId",
+    "userIdentity",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "errorCode",
+    "errorMessage",
+)
+"""What a call was: who, what, on what, from where, when, and how it ended. A forgery that reuses a real eventID
+must change one of these to say anything else, and so gets an Id of its own. Fields CloudTrail adds about delivery
+(``responseElements``, ``additionalEventData``, ``tlsDetails``, ...) are left out: they say nothing of the call,
+and a record is read both from EventBridge and from S3 (backtest), which must give the same Id."""
+CONTENT_DIGEST_CHARS = 32
+
+
+def content_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the record's ``CONTENT_FIELDS`` as sorted-key, ASCII-only JSON; a missing field reads as null.
+
+    JSON makes the hash input unambiguous: no value can pass for a separator or for another field.
+    """
+    content = {field: record.get(field) for field in CONTENT_FIELDS}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=repr)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
 def finding_id(record: Mapping[str, Any]) -> str:
     """The finding Id of a record (see the module docstring for the scheme)."""
     parts = [_str(record.get(key)) or "" for key in ("recipientAccountId", "awsRegion", "eventID")]
+    digest = content_digest(record)
     if all(_ID_PART.fullmatch(part) for part in parts):
-        return "/".join([RULE_ID, *parts])
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+        return "/".join([RULE_ID, *parts, digest[:CONTENT_DIGEST_CHARS]])
     return f"{RULE_ID}/sha256/{digest}"
 
 
@@ -182,14 +225,107 @@ def build_finding(
     return finding
 
 
+IMPLAUSIBLE_TIME_TYPE = "TTPs/Defense Evasion/T1562-Impair Defenses"
+
+
+def implausible_time_finding(
+    event: CloudTrailEvent, verdict: Verdict, detector: DetectorAccount, processed_at: datetime, problem: str
+) -> dict[str, Any]:
+    """A tamper finding for a record whose eventTime CloudTrail cannot have written (``problem`` says why).
+
+    Such a record reached the detector by a direct invocation. It is stamped with the time it was processed, never
+    with its own eventTime, and its Id is its own (``.../implausible-event-time/<content digest>``), so that it can
+    neither pass for nor replace the finding of a real record.
+    """
+    finding = build_finding(event, verdict, detector)
+    timestamp = asff_timestamp(processed_at)
+    finding.update(
+        Id=f"{RULE_ID}/implausible-event-time/{content_digest(event.record)}",
+        CreatedAt=timestamp,
+        UpdatedAt=timestamp,
+        FirstObservedAt=timestamp,
+        LastObservedAt=timestamp,
+        Types=[IMPLAUSIBLE_TIME_TYPE],
+        Title=_clip(f"Forged CloudTrail record sent to the detector: {problem}", MAX_TITLE),
+        Description=_clip(
+            f"The detector was invoked with a record whose eventTime CloudTrail cannot have written ({problem}). "
+            "Someone allowed to invoke the detector directly sent it; the record was not judged. What it claims: "
+            + finding["Description"],
+            MAX_DESCRIPTION,
+        ),
+    )
+    finding["FindingProviderFields"]["Types"] = [IMPLAUSIBLE_TIME_TYPE]
+    finding["ProductFields"]["tamper"] = "ImplausibleEventTime"
+    finding["ProductFields"]["eventTimeProblem"] = _clip(problem, MAX_PRODUCT_FIELD_VALUE)
+    return finding
+
+
+def fold_id(fold: Fold) -> str:
+    """``AWS.LAMBDA.CRUD/fold/<digest>``: one per principal, action, window and execution environment."""
+    key = [fold.key.principal, fold.key.action, asff_timestamp(fold.key.window_start), fold.environment]
+    digest = hashlib.sha256(json.dumps(key, ensure_ascii=True).encode("ascii")).hexdigest()
+    return f"{RULE_ID}/fold/{digest[:CONTENT_DIGEST_CHARS]}"
+
+
+def fold_finding(fold: Fold, detector: DetectorAccount, updated_at: datetime) -> dict[str, Any]:
+    """The finding of a fold: its first call, as ``build_finding`` describes it, and how many more there were.
+
+    The count is exact for this execution environment when imported; other environments fold their own calls of
+    the same principal and action into findings of their own, so the window's total is "at least" this one.
+    """
+    finding = build_finding(fold.first, fold.verdict, detector)
+    first_seen = asff_timestamp(fold.earliest_event_time or fold.first.event_time)
+    last_seen = asff_timestamp(fold.last_event_time or fold.first.event_time)
+    window = f"{asff_timestamp(fold.key.window_start)} to {asff_timestamp(fold.window_end)}"
+    principal, action, count = fold.key.principal, fold.key.action, fold.count
+    listed = ", ".join(fold.event_ids)
+    finding.update(
+        Id=fold_id(fold),
+        CreatedAt=first_seen,
+        FirstObservedAt=first_seen,
+        LastObservedAt=last_seen,
+        UpdatedAt=asff_timestamp(updated_at),
+        Title=_clip(
+            f"[{_clip(principal, 120)}] failed Lambda [{_clip(action, 48)}] at least {count} more times", MAX_TITLE
+        ),
+        Description=_clip(
+            f"A flood of failed calls, folded: at least {count} more failed {action} calls by {principal} "
+            f"between {window}, after the first ones, which have findings of their own. The first folded call: "
+            + finding["Description"],
+            MAX_DESCRIPTION,
+        ),
+    )
+    finding["Action"]["AwsApiCallAction"].update(FirstSeen=first_seen, LastSeen=last_seen)
+    finding["ProductFields"].update(
+        {
+            "folded.count": str(count),
+            "folded.countIs": "at least: exact for one execution environment when imported",
+            "folded.eventIDs": _clip(listed, MAX_PRODUCT_FIELD_VALUE),
+            "folded.eventIDsListed": f"{len(fold.event_ids)} of {count}",
+            "folded.window": window,
+            "folded.environment": _clip(fold.environment or "unknown", MAX_PRODUCT_FIELD_VALUE),
+        }
+    )
+    return finding
+
+
 def asff_timestamp(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.fffZ``, the form Security Hub documents (``moment`` is UTC)."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def clean(text: str) -> str:
-    """Replace control characters and unpaired surrogates, which would break encoding or display."""
-    return _UNPRINTABLE.sub("\ufffd", text)
+    """Replace every character that is not read but changes how the text reads (``UNSAFE_CATEGORIES``): control
+    and format characters, such as the bidirectional overrides that make one name display as another, line and
+    paragraph separators, and unpaired surrogates, which would break encoding."""
+    if text.isprintable():  # printable text holds none of them
+        return text
+    return "".join("\ufffd" if is_unsafe(char) else char for char in text)
+
+
+def is_unsafe(char: str) -> bool:
+    """Whether ``char`` is one that ``clean`` replaces."""
+    return not char.isprintable() and (unicodedata.category(char) in UNSAFE_CATEGORIES or char in _NONCHARACTERS)
 
 
 def _clip(text: str, limit: int) -> str:

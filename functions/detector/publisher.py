@@ -73,9 +73,13 @@ def client_config(local: bool) -> Config:
     return SECURITY_HUB_CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))  # type: ignore[call-arg]
 
 
-def security_hub_client(local: bool) -> Any:
-    """A Security Hub client for this account (see ``client_config``)."""
-    return boto3.client("securityhub", config=client_config(local))
+def security_hub_client(local: bool, max_attempts: int | None = None) -> Any:
+    """A Security Hub client for this account (see ``client_config``), with ``max_attempts`` attempts per call
+    when given instead of the configured number."""
+    config = client_config(local)
+    if max_attempts is not None:
+        config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
+    return boto3.client("securityhub", config=config)
 
 
 def endpoint_variables(environ: Mapping[str, str]) -> list[str]:

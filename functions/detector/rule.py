@@ -312,19 +312,26 @@ def evaluate(
 
 
 def functions_named(record: Mapping[str, Any]) -> tuple[FunctionRef, ...]:
-    """The functions a record names: ``requestParameters.functionName`` and ``responseElements.functionArn``.
+    """Every function a record may name: each reading of each reference in ``function_references``."""
+    return tuple(function for readings in function_references(record) for function in readings)
 
-    Lambda takes a function as NAME, NAME:QUALIFIER, an ARN, a qualified ARN or a partial ARN
-    (ACCOUNT:function:NAME[:QUALIFIER]); what the reference leaves out is the record's own account and Region.
+
+def function_references(record: Mapping[str, Any]) -> tuple[tuple[FunctionRef, ...], ...]:
+    """The readings of each reference to a function in a record, one tuple per field that names one.
+
+    The fields: ``requestParameters.functionName``, ``requestParameters.resource`` (TagResource, UntagResource),
+    ``requestParameters.resourceArn`` (PutResourcePolicy, DeleteResourcePolicy) and ``responseElements.functionArn``.
+    Each is read with Lambda's own FunctionName grammar (see ``_resolve_function``); what a reference leaves out is
+    the record's own account and Region.
     """
     account, region = _text(record.get("recipientAccountId")), _text(record.get("awsRegion"))
-    named = []
-    for container, key in (("requestParameters", "functionName"), ("responseElements", "functionArn")):
+    references = []
+    for container, key in _FUNCTION_REFERENCE_FIELDS:
         values = record.get(container)
         reference = _text(values.get(key)) if isinstance(values, Mapping) else None
         if reference is not None:
-            named.append(_resolve_function(reference, account, region))
-    return tuple(named)
+            references.append(_resolve_function(reference, account, region))
+    return tuple(references)
 
 
 def matches_pattern(arn: str, pattern: str) -> bool:
@@ -407,13 +414,66 @@ def _role_of_assumed_role(arn: str) -> str | None:
     return f"arn:{partition}:iam::{account}:role/{role}"
 
 
-def _resolve_function(reference: str, account: str | None, region: str | None) -> FunctionRef:
+# Lambda's FunctionName grammar, from botocore's Lambda model (shapes FunctionName, NamespacedFunctionName,
+# FunctionArn, TaggableResource, PolicyResourceArn): [arn:PARTITION:lambda:][REGION:][ACCOUNT:][function:]NAME
+# [:QUALIFIER], every part before the name optional. Split at the colons, the parts before the name are told apart
+# by their shape; only where the name sits is ambiguous ("123456789012:x" is account 123456789012 and function x,
+# or function 123456789012 and qualifier x), so every reading is kept. tests/test_function_names.py checks these
+# against the model's own patterns.
+_PREFIX_PARTS = (
+    (re.compile(r"arn"), re.compile(r"(aws[a-zA-Z-]*)?"), re.compile(r"lambda")),
+    (re.compile(r"(?P<region>(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})"),),
+    (re.compile(r"(?P<account>\d{12})"),),
+    (re.compile(r"function"),),
+)
+_NAME = re.compile(r"[a-zA-Z0-9-_.]+")
+_QUALIFIER = re.compile(r"\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+")
+_FUNCTION_REFERENCE_FIELDS = (
+    ("requestParameters", "functionName"),
+    ("requestParameters", "resource"),
+    ("requestParameters", "resourceArn"),
+    ("responseElements", "functionArn"),
+)
+
+
+def _resolve_function(reference: str, account: str | None, region: str | None) -> tuple[FunctionRef, ...]:
+    """Every function ``reference`` can name under Lambda's FunctionName grammar, the record's ``account`` and
+    ``region`` standing in for the parts it leaves out.
+
+    A reference the grammar does not admit (Lambda refuses the call) still names each of its parts, in an unknown
+    account and Region, so that an odd spelling of the detector's name errs towards the detector.
+    """
     parts = reference.split(":")
-    if len(parts) >= 7 and parts[0] == "arn" and parts[5] == "function":  # arn:P:lambda:REGION:ACCOUNT:function:NAME
-        return FunctionRef(parts[4] or None, parts[3] or None, parts[6])
-    if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME[:QUALIFIER]
-        return FunctionRef(parts[0] or None, region, parts[2])
-    return FunctionRef(account, region, parts[0])  # NAME[:QUALIFIER]
+    readings = []
+    # The name is the last part, or the one before a qualifier.
+    for name_at in (len(parts) - 1, len(parts) - 2):
+        if name_at < 0 or not _NAME.fullmatch(parts[name_at]):
+            continue
+        if name_at == len(parts) - 2 and not _QUALIFIER.fullmatch(parts[-1]):
+            continue
+        prefix = _read_prefix(parts[:name_at])
+        if prefix is not None:
+            named_account, named_region = prefix
+            readings.append(FunctionRef(named_account or account, named_region or region, parts[name_at]))
+    if readings:
+        return tuple(readings)
+    return tuple(FunctionRef(None, None, part) for part in parts if part)
+
+
+def _read_prefix(parts: list[str]) -> tuple[str | None, str | None] | None:
+    """The account and Region that the parts before a function's name give, or None if the grammar refuses them."""
+    found: dict[str, str] = {}
+    position = 0
+    for group in _PREFIX_PARTS:
+        segment = parts[position : position + len(group)]
+        matches = [pattern.fullmatch(part) for pattern, part in zip(group, segment)]
+        if len(segment) == len(group) and all(matches):
+            for match in matches:
+                found.update({key: value for key, value in match.groupdict().items() if value})  # type: ignore[union-attr]
+            position += len(group)
+    if position != len(parts):
+        return None
+    return found.get("account"), found.get("region")
 
 
 def _could_be(named: FunctionRef, function: FunctionRef) -> bool:
@@ -454,5 +514,7 @@ def _is_canary_heartbeat(record: Mapping[str, Any], action: str, detector: Detec
     parameters = record.get("requestParameters")
     if not isinstance(parameters, Mapping) or not _CANARY_PARAMETERS >= set(parameters) >= {"functionName"}:
         return False
-    named = functions_named(record)
-    return bool(named) and all(function == canary for function in named)
+    # "arn:...:function:NAME" also reads as a function called "function" with qualifier NAME: one reading of each
+    # reference must be the canary (any reading that is the detector was already reported above).
+    references = function_references(record)
+    return bool(references) and all(canary in readings for readings in references)

@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_crud_detector.findings import fetch_findings
+from lambda_crud_detector.terminal import printable_json
 from tests.support.cases import INVALID, Case, load_cases, sample_settings
 from tests.support.local_runtime import (
     BUILD_DIR,
@@ -107,7 +108,9 @@ def run_demo(build_dir: Path, show_all_logs: bool) -> bool:
     print(format_outcomes(outcomes, stored, show_all_logs))
     featured = featured_finding(outcomes, stored)
     if featured is not None:
-        print(f"\n==> The finding for {featured[0]}, in full:\n{json.dumps(featured[1], indent=2, ensure_ascii=False)}")
+        print(
+            f"\n==> The finding for {featured[0]}, in full:\n{printable_json(json.dumps(featured[1], indent=2, ensure_ascii=False))}"
+        )
     verdicts_ok = all(outcome.as_expected for outcome in outcomes)
     findings_ok = print_finding_check(expected_finding_ids(outcomes), set(stored))
     print(f"\n{sum(outcome.as_expected for outcome in outcomes)} of {len(outcomes)} events got their expected verdict.")

@@ -13,7 +13,12 @@ its Security Hub backend so that an import is judged as AWS judges it:
   in AWS. The caller's account is the one moto serves the request for (its credentials), never a constant;
 * at most 100 findings and 6 MB per call, or the whole call fails with ``InvalidInputException``;
 * an import whose ``UpdatedAt`` is not newer than the stored finding's is ignored (it still counts as a
-  success, as in AWS), and a newer one replaces it.
+  success, as in AWS), and a newer one replaces it;
+* under ``rate_limited(clock)``, the documented rate of ``BatchImportFindings``: 10 calls per second with a burst of
+  30, per account and Region (Security Hub CSPM Partner Guide, "Guidelines for using the BatchImportFindings
+  API"), as a token bucket on the clock given, so that tests and benchmarks can run on simulated time. A call
+  over the rate fails with ``LimitExceededException`` (HTTP 429 in the service model), which botocore retries as
+  throttling. Without it (the default) the rate is not enforced, as in moto.
 
 The same backend serves ``mock_aws`` in-process and the moto server in a child process: call ``install()`` in the
 process that runs moto. ``finding_errors`` is the same judgement for a finding on its own.
@@ -23,7 +28,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -87,6 +95,52 @@ class AccessDeniedException(ServiceException):
 
 class InvalidInputException(ServiceException):
     code = "InvalidInputException"
+
+
+class LimitExceededException(ServiceException):
+    code = "LimitExceededException"
+
+
+IMPORT_RATE_PER_SECOND = 10.0
+IMPORT_BURST = 30
+
+
+@dataclass
+class ImportRate:
+    """A token bucket of ``BatchImportFindings`` calls per account and Region, on ``clock`` (seconds)."""
+
+    clock: Callable[[], float]
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls made, by (account, Region), throttled ones included."""
+    throttled: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _buckets: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    """(tokens, when they were counted) per (account, Region)."""
+
+    def take(self, account: str, region: str) -> bool:
+        where, now = (account, region), self.clock()
+        self.calls[where] += 1
+        tokens, then = self._buckets.get(where, (float(IMPORT_BURST), now))
+        tokens = min(float(IMPORT_BURST), tokens + (now - then) * IMPORT_RATE_PER_SECOND)
+        if tokens < 1:
+            self._buckets[where] = (tokens, now)
+            self.throttled[where] += 1
+            return False
+        self._buckets[where] = (tokens - 1, now)
+        return True
+
+
+_import_rate: ImportRate | None = None
+
+
+@contextmanager
+def rate_limited(clock: Callable[[], float]) -> Iterator[ImportRate]:
+    """Enforce the documented import rate on ``clock`` while inside; the ImportRate counts the calls."""
+    global _import_rate
+    previous, _import_rate = _import_rate, ImportRate(clock)
+    try:
+        yield _import_rate
+    finally:
+        _import_rate = previous
 
 
 @cache
@@ -225,6 +279,8 @@ def strict_batch_import_findings(
     self: SecurityHubBackend, findings: list[dict[str, Any]]
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """``BatchImportFindings`` as AWS answers it, for the account and Region of this backend (the caller's)."""
+    if _import_rate is not None and not _import_rate.take(self.account_id, self.region_name):
+        raise LimitExceededException("Rate exceeded: BatchImportFindings allows 10 calls per second, burst 30")
     if not 1 <= len(findings) <= MAX_FINDINGS_PER_CALL:
         raise InvalidInputException(f"Findings must hold 1 to {MAX_FINDINGS_PER_CALL} findings, got {len(findings)}")
     if _size(findings) > MAX_CALL_BYTES:
