@@ -295,11 +295,11 @@ MEMBER_ACCOUNT = "123456789012"
 FORWARDER_RULE_ARN = f"arn:aws:events:{REGION}:{MEMBER_ACCOUNT}:rule/lambda-crud-detector-forwarder"
 
 
-def member_event() -> dict[str, Any]:
+def member_event(account: str = MEMBER_ACCOUNT) -> dict[str, Any]:
     """A Lambda call recorded in the member account and Region, as the forwarding rule matched it."""
     event = fresh_event()
-    event.update(account=MEMBER_ACCOUNT, region=REGION)
-    event["detail"].update(recipientAccountId=MEMBER_ACCOUNT, awsRegion=REGION)
+    event.update(account=account, region=REGION)
+    event["detail"].update(recipientAccountId=account, awsRegion=REGION)
     return event
 
 
@@ -635,3 +635,33 @@ def test_make_redrive_dry_run_invokes_nothing_and_deletes_nothing(
     assert "2 messages: 2 would be redriven, 0 kept." in completed.stdout
     assert sorted(bodies(sqs, failed.url)) == sorted(sent)
     assert event["detail"]["eventID"] not in finding_event_ids(moto_server)
+
+
+@integration
+def test_make_redrive_replays_a_forwarder_queue_to_the_function_and_keeps_the_forgery(
+    local_services: tuple[LocalSecurityHub, LocalFunction],
+) -> None:
+    moto_server, _ = local_services
+    sqs = server_sqs(moto_server)
+    queue = redrive.with_origin(sqs, make_queue(sqs, FORWARDER_DEAD_LETTERS))
+    assert queue.origin is not None
+    # The server's account is the member account here.
+    real = member_event(queue.origin.account)
+    forwarder_dead_letter(sqs, queue, real, rule_arn=queue.origin.rule_arn)
+    forgery = member_event(queue.origin.account)
+    forgery["account"] = "999999999999"
+    kept = forwarder_dead_letter(sqs, queue, forgery, rule_arn=queue.origin.rule_arn)
+
+    completed = run_redrive(
+        local_services, "--only", FORWARDER_DEAD_LETTERS, "--forwarder-dead-letter-queue-url", queue.url
+    )
+
+    report = completed.stdout
+    assert completed.returncode != 0 and "redrive] Error 1" in completed.stderr, report + completed.stderr
+    (line,) = [line for line in report.splitlines() if real["detail"]["eventID"] in line]
+    assert line.startswith("redriven") and line.endswith(" -> finding")
+    (line,) = [line for line in report.splitlines() if forgery["detail"]["eventID"] in line]
+    assert line.startswith("KEPT") and "suspect: account is '999999999999'" in line
+    assert bodies(sqs, queue.url) == [kept]
+    found = finding_event_ids(moto_server)
+    assert real["detail"]["eventID"] in found and forgery["detail"]["eventID"] not in found
