@@ -8,10 +8,12 @@ destination records with the event in ``requestPayload``; and the rule's dead-le
 events EventBridge could not deliver. A third kind lives in each member account and Region: the forwarder's
 dead-letter queue, holding the events its rule could not put on the central bus. Those go to the function too (a
 custom PutEvents cannot carry their ``aws.lambda`` source), and only once they pass the checks of
-``forwarder_record_problems``: anything else in that queue is kept and reported as suspect. Each event is sent to the function synchronously, and its message is deleted
-only when the function answered without an error. Anything else keeps the message where it was, and is reported:
-an error of the function, a refused or throttled invocation, a body that is not an event. Sending an event twice
-is harmless: its finding's Id is stable, so Security Hub keeps one finding.
+``forwarder_record_problems``: anything else in that queue is kept and reported as suspect.
+
+Each event is sent to the function synchronously, and its message is deleted only when the function answered
+without an error. Anything else keeps the message where it was, and is reported: an error of the function, a
+refused or throttled invocation, a body that is not an event. Sending an event twice is harmless: its finding's Id
+is stable, so Security Hub keeps one finding.
 
 The queue URLs and the function default to the stack's outputs (FailedInvocationQueueUrl, RuleDeadLetterQueueUrl,
 DetectorFunctionArn). Credentials and Region come from the usual AWS chain (environment, AWS_PROFILE, SSO); the
@@ -423,7 +425,7 @@ _QUEUE_HOST = re.compile(
 
 
 def queue_region(url: str) -> str | None:
-    """The Region an AWS queue URL names; None for any other host (a local endpoint), which the client's Region serves."""
+    """The Region an AWS queue URL names; None for any other host (a local endpoint): the client's Region then."""
     match = _QUEUE_HOST.match(urlsplit(url).hostname or "")
     if match is None:
         return None
