@@ -157,6 +157,7 @@ def run_flood(
     """The flood through ``detector`` (the handler module, on a strict mocked Security Hub); the real finding is a
     change to ``real_function``."""
     import boto3
+
     from tests.support import strict_securityhub
 
     # Start in the past, at the start of a fold window, so that the flood stays in as few windows as it must.

@@ -27,9 +27,19 @@ from botocore.response import StreamingBody
 from moto import mock_aws
 
 from lambda_crud_detector import redrive
-from lambda_crud_detector.redrive import DEAD_LETTERS, FAILED_INVOCATIONS, MalformedMessage, Outcome, Queue, Redrive
+from lambda_crud_detector.redrive import (
+    DEAD_LETTERS,
+    FAILED_INVOCATIONS,
+    FORWARDER_DEAD_LETTERS,
+    MalformedMessage,
+    Origin,
+    Outcome,
+    Queue,
+    Redrive,
+)
 from tests.conftest import stored_findings
 from tests.support.cases import INVALID, load_cases
+from tests.support.cloudformation import FORWARDER_PATH, load_template
 from tests.support.local_runtime import LocalFunction, LocalSecurityHub, detector_function, local_security_hub
 from tests.test_end_to_end import build_dir  # noqa: F401 (a fixture: the built function, shared with that module)
 from tests.user_commands import run_make
@@ -278,6 +288,202 @@ def test_long_queues_show_progress_on_stderr() -> None:
     ]
 
 
+# The forwarder's dead-letter queue ---------------------------------------------------------------------------
+
+# moto's own account: the queues the tests create belong to it, as a member account's queue belongs to that account.
+MEMBER_ACCOUNT = "123456789012"
+FORWARDER_RULE_ARN = f"arn:aws:events:{REGION}:{MEMBER_ACCOUNT}:rule/lambda-crud-detector-forwarder"
+
+
+def member_event(account: str = MEMBER_ACCOUNT) -> dict[str, Any]:
+    """A Lambda call recorded in the member account and Region, as the forwarding rule matched it."""
+    event = fresh_event()
+    event.update(account=account, region=REGION)
+    event["detail"].update(recipientAccountId=account, awsRegion=REGION)
+    return event
+
+
+def forwarder_dead_letter(sqs: Any, queue: Queue, event: Any, rule_arn: str | None = FORWARDER_RULE_ARN) -> str:
+    """Sends ``event`` as EventBridge's dead-letter queue receives it: the event itself, and why it was not delivered
+    in the message attributes (EventBridge User Guide, "Using dead-letter queues to process undelivered events")."""
+    attributes = {
+        "ERROR_CODE": "NO_PERMISSIONS",
+        "ERROR_MESSAGE": "Not authorized to perform events:PutEvents on the central event bus",
+        "TARGET_ARN": f"arn:aws:events:{REGION}:210987654321:event-bus/lambda-crud-detector",
+    }
+    if rule_arn is not None:
+        attributes["RULE_ARN"] = rule_arn
+    body = json.dumps(event)
+    sqs.send_message(
+        QueueUrl=queue.url,
+        MessageBody=body,
+        MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
+    )
+    return body
+
+
+def forwarder_queue(sqs: Any) -> Queue:
+    """An empty forwarder's dead-letter queue, with the origin the command reads from its ARN."""
+    queue = make_queue(sqs, FORWARDER_DEAD_LETTERS)
+    return redrive.with_origin(sqs, queue)
+
+
+def test_the_queue_arn_gives_the_account_and_region_to_check_against(sqs: Any) -> None:
+    queue = forwarder_queue(sqs)
+    assert queue.origin == Origin(partition="aws", region=REGION, account=MEMBER_ACCOUNT)
+    assert queue.origin.rule_arn == FORWARDER_RULE_ARN
+
+
+def test_the_rule_checked_is_the_forwarding_rule_the_template_names() -> None:
+    rule = load_template(FORWARDER_PATH)["Resources"]["ForwardLambdaApiCallsRule"]
+    assert rule["Properties"]["Name"] == redrive.FORWARDER_RULE_NAME
+    assert "EventBusName" not in rule["Properties"]  # the default bus: its rules' ARNs name no bus
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/111122223333/fwd-dlq", "eu-west-1"),
+        ("https://sqs.cn-north-1.amazonaws.com.cn/111122223333/fwd-dlq", "cn-north-1"),
+        ("https://ap-southeast-2.queue.amazonaws.com/111122223333/fwd-dlq", "ap-southeast-2"),
+        ("https://queue.amazonaws.com/111122223333/fwd-dlq", "us-east-1"),
+        ("http://127.0.0.1:5000/111122223333/fwd-dlq", None),
+    ],
+)
+def test_a_queue_is_read_in_the_region_its_url_names(url: str, region: str | None) -> None:
+    assert redrive.queue_region(url) == region
+
+
+def test_a_real_looking_forwarder_dead_letter_is_replayed_and_deleted(sqs: Any) -> None:
+    queue = forwarder_queue(sqs)
+    event = member_event()
+    forwarder_dead_letter(sqs, queue, event)
+    function = StandInLambda(judged)
+    (outcome,) = drain_with(sqs, queue, function)
+    assert outcome.deleted and not outcome.kept, outcome
+    assert function.events == [event]  # sent unchanged
+    assert bodies(sqs, queue.url) == []
+
+
+def forged(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    event = member_event()
+    change(event)
+    return event
+
+
+FORGERIES = {
+    "other-account": (
+        forged(lambda e: (e.update(account="999999999999"), e["detail"].update(recipientAccountId="999999999999"))),
+        ["account is '999999999999', not '123456789012'", "detail.recipientAccountId is '999999999999'"],
+    ),
+    "custom-source": (forged(lambda e: e.update(source="aws.lambda.custom")), ["source is 'aws.lambda.custom'"]),
+    "other-region": (forged(lambda e: e.update(region="eu-west-1")), ["region is 'eu-west-1', not 'us-east-1'"]),
+    "other-detail-type": (
+        forged(lambda e: e.update({"detail-type": "Forged"})),
+        ["detail-type is 'Forged', not 'AWS API Call via CloudTrail'"],
+    ),
+    "other-event-source": (
+        forged(lambda e: e["detail"].update(eventSource="iam.amazonaws.com")),
+        ["detail.eventSource is 'iam.amazonaws.com', not 'lambda.amazonaws.com'"],
+    ),
+    "record-of-another-account": (
+        forged(lambda e: e["detail"].update(recipientAccountId="999999999999")),
+        ["detail.recipientAccountId is '999999999999', not '123456789012'"],
+    ),
+    "no-detail": (forged(lambda e: e.update(detail="CreateFunction")), ["detail is not an object"]),
+}
+
+
+@pytest.mark.parametrize(("event", "reasons"), FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_forwarder_dead_letter_is_kept_with_its_reason(sqs: Any, event: Any, reasons: list[str]) -> None:
+    queue = forwarder_queue(sqs)
+    body = forwarder_dead_letter(sqs, queue, event)
+    function = StandInLambda(judged)
+    (outcome,) = drain_with(sqs, queue, function)
+    assert outcome.kept and not outcome.deleted
+    assert (outcome.error or "").startswith("suspect: ")
+    for reason in reasons:
+        assert reason in (outcome.error or "")
+    assert function.events == []  # never sent
+    assert bodies(sqs, queue.url) == [body]
+
+
+@pytest.mark.parametrize(
+    ("rule_arn", "reason"),
+    [
+        (f"arn:aws:events:{REGION}:999999999999:rule/lambda-crud-detector-forwarder", "RULE_ARN is 'arn:aws:events"),
+        (f"arn:aws:events:{REGION}:{MEMBER_ACCOUNT}:rule/someone-elses-rule", "rule/someone-elses-rule"),
+        (None, "RULE_ARN is nothing"),
+    ],
+    ids=["rule-in-another-account", "another-rule", "no-rule"],
+)
+def test_a_dead_letter_no_forwarding_rule_wrote_is_kept(sqs: Any, rule_arn: str | None, reason: str) -> None:
+    queue = forwarder_queue(sqs)
+    body = forwarder_dead_letter(sqs, queue, member_event(), rule_arn=rule_arn)
+    function = StandInLambda(judged)
+    (outcome,) = drain_with(sqs, queue, function)
+    assert outcome.kept and reason in (outcome.error or ""), outcome
+    assert f"not {FORWARDER_RULE_ARN!r}" in (outcome.error or "")
+    assert function.events == []
+    assert bodies(sqs, queue.url) == [body]
+
+
+def test_a_forwarder_dead_letter_that_is_not_an_object_is_kept(sqs: Any) -> None:
+    queue = forwarder_queue(sqs)
+    sqs.send_message(QueueUrl=queue.url, MessageBody=NOT_JSON)
+    sqs.send_message(QueueUrl=queue.url, MessageBody="[1, 2]")
+    function = StandInLambda(judged)
+    errors = sorted(outcome.error or "" for outcome in drain_with(sqs, queue, function))
+    assert errors[0].startswith("malformed: the message body is not JSON")
+    assert errors[1] == "suspect: the body is not an EventBridge event: expected an object, got list"
+    assert function.events == []
+
+
+def test_a_dry_run_of_the_forwarder_queue_checks_but_sends_and_deletes_nothing(
+    sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue = forwarder_queue(sqs)
+    real = member_event()
+    sent = [forwarder_dead_letter(sqs, queue, real), forwarder_dead_letter(sqs, queue, FORGERIES["other-account"][0])]
+
+    status = redrive.main(
+        [
+            *("--only", FORWARDER_DEAD_LETTERS, "--forwarder-dead-letter-queue-url", queue.url),
+            *("--function-name", "lambda-crud-detector", "--region", REGION, "--dry-run"),
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert status == 1, out + err  # a suspect message is kept, as a malformed one is
+    lines = out.splitlines()
+    (would,) = [line for line in lines if line.startswith("would redrive")]
+    assert real["detail"]["eventID"] in would
+    (kept,) = [line for line in lines if line.startswith("KEPT")]
+    assert "suspect: account is '999999999999'" in kept
+    assert "2 messages: 1 would be redriven, 1 kept." in out
+    assert sorted(bodies(sqs, queue.url)) == sorted(sent)
+
+
+def test_the_forwarder_queue_kind_needs_its_url(sqs: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    status = redrive.main(["--only", FORWARDER_DEAD_LETTERS, "--function-name", "f", "--region", REGION])
+    _, err = capsys.readouterr()
+    assert status == 2 and "--forwarder-dead-letter-queue-url" in err
+
+
+def test_a_forwarder_queue_that_cannot_be_read_stops_before_anything_is_sent(
+    sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"https://sqs.{REGION}.amazonaws.com/{MEMBER_ACCOUNT}/no-such-queue"
+    status = redrive.main(
+        [
+            *("--only", FORWARDER_DEAD_LETTERS, "--forwarder-dead-letter-queue-url", missing),
+            *("--function-name", "f", "--region", REGION),
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert status == 2 and "could not read the ARN" in err and "no-such-queue" in err
+
+
 # Queues and function from the stack's outputs ----------------------------------------------------------------
 
 DETECTOR_STACK = {
@@ -429,3 +635,33 @@ def test_make_redrive_dry_run_invokes_nothing_and_deletes_nothing(
     assert "2 messages: 2 would be redriven, 0 kept." in completed.stdout
     assert sorted(bodies(sqs, failed.url)) == sorted(sent)
     assert event["detail"]["eventID"] not in finding_event_ids(moto_server)
+
+
+@integration
+def test_make_redrive_replays_a_forwarder_queue_to_the_function_and_keeps_the_forgery(
+    local_services: tuple[LocalSecurityHub, LocalFunction],
+) -> None:
+    moto_server, _ = local_services
+    sqs = server_sqs(moto_server)
+    queue = redrive.with_origin(sqs, make_queue(sqs, FORWARDER_DEAD_LETTERS))
+    assert queue.origin is not None
+    # The server's account is the member account here.
+    real = member_event(queue.origin.account)
+    forwarder_dead_letter(sqs, queue, real, rule_arn=queue.origin.rule_arn)
+    forgery = member_event(queue.origin.account)
+    forgery["account"] = "999999999999"
+    kept = forwarder_dead_letter(sqs, queue, forgery, rule_arn=queue.origin.rule_arn)
+
+    completed = run_redrive(
+        local_services, "--only", FORWARDER_DEAD_LETTERS, "--forwarder-dead-letter-queue-url", queue.url
+    )
+
+    report = completed.stdout
+    assert completed.returncode != 0 and "redrive] Error 1" in completed.stderr, report + completed.stderr
+    (line,) = [line for line in report.splitlines() if real["detail"]["eventID"] in line]
+    assert line.startswith("redriven") and line.endswith(" -> finding")
+    (line,) = [line for line in report.splitlines() if forgery["detail"]["eventID"] in line]
+    assert line.startswith("KEPT") and "suspect: account is '999999999999'" in line
+    assert bodies(sqs, queue.url) == [kept]
+    found = finding_event_ids(moto_server)
+    assert real["detail"]["eventID"] in found and forgery["detail"]["eventID"] not in found
