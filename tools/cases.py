@@ -29,6 +29,10 @@ class Case:
     expected_verdict: str
     why: str
     event: Any
+    expected_severity: str = ""
+    """The finding's severity (CRITICAL ... INFORMATIONAL), for an event whose verdict is a finding."""
+    expected_behaviour: str = ""
+    """The behaviour the finding is named after (docs/detections.md), for an event whose verdict is a finding."""
 
     @property
     def path(self) -> Path:
@@ -40,7 +44,14 @@ def load_cases(events_dir: Path = EVENTS_DIR) -> list[Case]:
     with (events_dir / EXPECTATIONS_FILE.name).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     cases = [
-        Case(row["event"], row["verdict"], row["why"], json.loads((events_dir / row["event"]).read_text("utf-8")))
+        Case(
+            row["event"],
+            row["verdict"],
+            row["why"],
+            json.loads((events_dir / row["event"]).read_text("utf-8")),
+            row.get("severity") or "",
+            row.get("behaviour") or "",
+        )
         for row in rows
     ]
     listed = {case.file for case in cases}
