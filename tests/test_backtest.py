@@ -491,7 +491,9 @@ class FakeClock:
 
 def test_lookup_events_pages_within_the_quota_backing_off_when_throttled() -> None:
     records = [
-        {**record, "eventTime": f"2026-11-{29 - index:02d}T10:00:00Z"} for index, record in enumerate(sample_records())
+        # Newest first, as LookupEvents answers, one hour apart: as many as there are samples.
+        {**record, "eventTime": f"2026-11-{29 - index // 24:02d}T{23 - index % 24:02d}:00:00Z"}
+        for index, record in enumerate(sample_records())
     ]
     client = boto3.client("cloudtrail", region_name="eu-west-1")
     since, until = datetime(2026, 9, 1, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)

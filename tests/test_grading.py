@@ -253,3 +253,13 @@ def _sample_environment() -> dict[str, str]:
     from tools.cases import sample_settings
 
     return sample_settings()
+
+
+def test_a_resource_policy_or_tag_on_the_detector_is_a_change_to_the_detector() -> None:
+    detector = DetectorIdentity(FunctionRef(ACCOUNT, "eu-west-1", "payments-api"))
+    everyone = RuleSettings.from_config("*")
+    for file in ("resource-policy-public.json", "tag-function.json"):
+        verdict = evaluate(sample(file), everyone, detector)
+        assert (verdict.kind, verdict.behaviour, verdict.severity) == ("finding", "detector-changed", "CRITICAL"), file
+        _, finding = judged(sample(file))
+        assert finding["Resources"][0]["Id"] == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:payments-api"

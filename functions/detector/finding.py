@@ -247,9 +247,13 @@ def _parameters(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def _function_arn(record: Mapping[str, Any], account: str, region: str, partition: str) -> str | None:
     """The unqualified ARN of the function a call touched, from whichever form the record names it in."""
-    name = _str(_parameters(record, "requestParameters").get("functionName")) or _str(
-        _parameters(record, "responseElements").get("functionArn")
-    )
+    request = _parameters(record, "requestParameters")
+    name = _str(request.get("functionName")) or _str(_parameters(record, "responseElements").get("functionArn"))
+    if name is None:
+        # A resource policy or tag names the function by its ARN.
+        name = next(
+            (a for a in (_str(request.get(k)) for k in ("resourceArn", "resource")) if a and ":function:" in a), None
+        )
     if name is None:
         return None
     parts = name.split(":")

@@ -373,7 +373,7 @@ def evaluate(
     principal = principal_identity(record.get("userIdentity"))
     kind_of_caller = caller_kind(record.get("userIdentity"), record)
     outcome = "attempted" if record.get("errorCode") else "performed"
-    on_detector = detector is not None and any(_could_be(named, detector.function) for named in functions_named(record))
+    on_detector = detector is not None and any(_could_be(named, detector.function) for named in _targets(record))
     if detector is not None and not on_detector and _is_canary_heartbeat(record, action, detector):
         reason = f"{action} on the canary by its schedule: changes reach the detector"
         return Verdict("heartbeat", reason, action, principal, caller_kind=kind_of_caller)
@@ -434,7 +434,21 @@ def _names_canary(record: Mapping[str, Any], detector: DetectorIdentity) -> bool
     if detector.canary_function_name is None:
         return False
     canary = FunctionRef(detector.function.account, detector.function.region, detector.canary_function_name)
-    return any(_could_be(named, canary) for named in functions_named(record))
+    return any(_could_be(named, canary) for named in _targets(record))
+
+
+def _targets(record: Mapping[str, Any]) -> tuple[FunctionRef, ...]:
+    """The functions a record names, and the function a resource-policy or tagging call names by its ARN
+    (``resourceArn``, ``resource``), so that a policy or tag on the detector is a change to the detector too."""
+    named = list(functions_named(record))
+    request = record.get("requestParameters")
+    for key in ("resourceArn", "resource"):
+        arn = _text(request.get(key)) if isinstance(request, Mapping) else None
+        if arn is not None and arn.startswith("arn:") and ":function:" in arn:
+            named.append(
+                _resolve_function(arn, _text(record.get("recipientAccountId")), _text(record.get("awsRegion")))
+            )
+    return tuple(named)
 
 
 def functions_named(record: Mapping[str, Any]) -> tuple[FunctionRef, ...]:
