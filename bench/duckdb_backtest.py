@@ -1,7 +1,7 @@
 """Backtest against what a team would reach for instead: DuckDB's ``read_json`` and one SQL query, on the same trail.
 
-The query below is the rule as an analyst would write it in SQL: Lambda records, the watched actions with their
-API-version suffix stripped, the principal (the session issuer's role for an assumed role, else the ARN), the
+The query below is the rule as an analyst would write it in SQL: Lambda records, every write (not a read by
+``readOnly`` or by a Get/List name, not an invocation or a runtime's own call) with its API-version suffix stripped, the principal (the session issuer's role for an assumed role, else the ARN), the
 allowlist as globs. It is simpler than the rule (no channel conditions, no ARN-field matching, no recovery of a
 role from a session ARN without an issuer), which is enough for the synthetic trail of ``bench.backtest`` and the
 function's default settings; before timing, its verdict counts are checked against backtest's, so that the two
@@ -29,6 +29,7 @@ WITH calls AS (
         r.eventID AS event_id,
         r.eventTime AS event_time,
         regexp_extract(r.eventName, '^([A-Za-z]+?)([0-9]{8}(v[0-9]+)?)?$', 1) AS action,
+        r.readOnly AS read_only,
         CASE WHEN r.userIdentity.arn LIKE 'arn:%:sts::%:assumed-role/%'
              THEN r.userIdentity.sessionContext.sessionIssuer.arn
              ELSE r.userIdentity.arn END AS principal
@@ -38,7 +39,8 @@ SELECT
     CASE
         WHEN source IS DISTINCT FROM 'lambda.amazonaws.com' THEN 'ignored'
         WHEN event_id IS NULL OR event_time IS NULL THEN 'invalid'
-        WHEN NOT list_contains($actions, action) THEN 'ignored'
+        WHEN read_only IS TRUE OR starts_with(action, 'Get') OR starts_with(action, 'List') THEN 'ignored'
+        WHEN list_contains($not_writes, action) THEN 'ignored'
         WHEN list_bool_or(list_transform($allowlist, lambda pattern: principal GLOB pattern)) THEN 'allowlisted'
         ELSE 'finding'
     END AS verdict,
@@ -58,11 +60,11 @@ def duckdb_version() -> str | None:
     return str(duckdb.__version__)
 
 
-def duckdb_counts(root: Path, actions: Sequence[str], allowlist: Sequence[str]) -> dict[str, int]:
+def duckdb_counts(root: Path, not_writes: Sequence[str], allowlist: Sequence[str]) -> dict[str, int]:
     """The verdict counts of VERDICT_QUERY over every gzip log file under ``root``, in a new DuckDB connection."""
     import duckdb
 
-    parameters = {"files": str(root / "**" / "*.json.gz"), "actions": list(actions), "allowlist": list(allowlist)}
+    parameters = {"files": str(root / "**" / "*.json.gz"), "not_writes": list(not_writes), "allowlist": list(allowlist)}
     # No progress bar: DuckDB draws one on the terminal for queries longer than two seconds.
     with duckdb.connect() as connection:
         connection.execute("SET enable_progress_bar = false")
@@ -71,13 +73,15 @@ def duckdb_counts(root: Path, actions: Sequence[str], allowlist: Sequence[str]) 
 
 
 def default_rule_settings() -> tuple[list[str], list[str]]:
-    """The watched actions and allowlist the function uses by default, as the query's parameters."""
+    """The operations the rule never reports (invocations, a runtime's own calls) and the allowlist the function
+    uses by default, as the query's parameters."""
     import lambda_crud_detector  # noqa: F401 (puts the function's modules on the path)
-    from rule import CRUD_ACTIONS, DEFAULT_ALLOWLIST_PATTERNS
+    from grading import NOT_MANAGEMENT_WRITES
+    from rule import DEFAULT_ALLOWLIST_PATTERNS
 
     if any(pattern.startswith("arn:") for pattern in DEFAULT_ALLOWLIST_PATTERNS):
         raise ValueError("the query matches the allowlist as plain globs, not ARN field by field")
-    return sorted(CRUD_ACTIONS), list(DEFAULT_ALLOWLIST_PATTERNS)
+    return sorted(NOT_MANAGEMENT_WRITES), list(DEFAULT_ALLOWLIST_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -128,13 +132,13 @@ def measure(
     if version is None:
         return None
     workers = workers or DEFAULT_WORKERS
-    actions, allowlist = default_rule_settings()
+    not_writes, allowlist = default_rule_settings()
     with tempfile.TemporaryDirectory(prefix="duckdb-bench-") as scratch:
         root = Path(scratch)
         files = len(write_synthetic_trail(root, records, seed))
-        backtest, duckdb = backtest_counts(root, workers), duckdb_counts(root, actions, allowlist)
+        backtest, duckdb = backtest_counts(root, workers), duckdb_counts(root, not_writes, allowlist)
         subject, baseline = in_turns(
-            lambda: backtest_counts(root, workers), lambda: duckdb_counts(root, actions, allowlist), repetitions
+            lambda: backtest_counts(root, workers), lambda: duckdb_counts(root, not_writes, allowlist), repetitions
         )
     return DuckDBComparison(records, files, workers, version, backtest, duckdb, subject, baseline)
 

@@ -58,6 +58,9 @@ UNVERSIONED_SHARE = 0.10
 """Share of records naming the action without its API version (as some records and the seed events do)."""
 FAILED_SHARE = 0.03
 """Share of calls that were denied; they are recorded, and delivered, all the same."""
+DATA_EVENT_SHARE = 0.20
+"""Share of events that are invocations (Invoke, a data event), as EventBridge receives them from a trail that logs
+Lambda data events: none is a change, and the pattern should deliver none."""
 
 
 def _assumed_role(role: str, session: str) -> dict[str, Any]:
@@ -90,6 +93,9 @@ def synthetic_lambda_events(count: int, seed: int) -> list[dict[str, Any]]:
     events = []
     for index, ((action, version, _), (identity, _)) in enumerate(zip(actions, callers, strict=True)):
         event_name = action if chooser.random() < UNVERSIONED_SHARE else action + version
+        data_event = chooser.random() < DATA_EVENT_SHARE
+        if data_event:
+            event_name = "Invoke"
         record: dict[str, Any] = {
             "eventVersion": "1.09",
             "userIdentity": identity,
@@ -102,9 +108,9 @@ def synthetic_lambda_events(count: int, seed: int) -> list[dict[str, Any]]:
             "eventID": f"00000000-0000-4000-8000-{index:012d}",
             "readOnly": False,
             "eventType": "AwsApiCall",
-            "managementEvent": True,
+            "managementEvent": not data_event,
             "recipientAccountId": "111122223333",
-            "eventCategory": "Management",
+            "eventCategory": "Data" if data_event else "Management",
         }
         if chooser.random() < FAILED_SHARE:
             record["errorCode"] = "AccessDenied"

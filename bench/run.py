@@ -318,7 +318,7 @@ def detector_module(name: str) -> ModuleType:
 def rule_settings(function: Mapping[str, Any]) -> Any:
     variables = function.get("Environment", {}).get("Variables", {})
     rule = detector_module("rule")
-    return rule.RuleSettings.from_config(variables.get("ALLOWLIST_PATTERNS"), variables.get("EXTRA_ACTIONS"))
+    return rule.RuleSettings.from_environment(variables)
 
 
 def worker_job(function: Mapping[str, Any], **settings: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
     lambda-crud-detector backtest [--lookup-events | --s3 s3://BUCKET/PREFIX | --path DIR | --athena] [options]
 
-The rule, its settings (ALLOWLIST_PATTERNS and EXTRA_ACTIONS, or --allowlist and --extra-actions) and the finding
+The rule, its settings (ALLOWLIST_PATTERNS, TRUSTED_LAYER_ACCOUNTS, BEHAVIOUR_SEVERITIES and ALLOWLIST_HIDES_PUBLIC,
+or the options of the same names) and the finding
 Ids are the deployed function's own (functions/detector), so what backtest reports is what the detector would
 have reported, Id for Id; --import sends those findings to Security Hub, where a later live event of the same
 call does not duplicate them.
@@ -33,6 +34,7 @@ from lambda_crud_detector.findings import parse_since
 from lambda_crud_detector.terminal import printable
 from lambda_crud_detector.trail_judge import (
     DIRECT,
+    SEVERITIES,
     Judge,
     JudgeConfig,
     Judgement,
@@ -119,10 +121,22 @@ def argument_parser() -> argparse.ArgumentParser:
         help="ALLOWLIST_PATTERNS to judge with (default: $ALLOWLIST_PATTERNS, else the function's default)",
     )
     parser.add_argument(
-        "--extra-actions",
-        metavar="NAMES",
-        default=os.environ.get("EXTRA_ACTIONS"),
-        help="EXTRA_ACTIONS to judge with (default: $EXTRA_ACTIONS)",
+        "--trusted-layer-accounts",
+        metavar="ACCOUNTS",
+        default=os.environ.get("TRUSTED_LAYER_ACCOUNTS"),
+        help="TRUSTED_LAYER_ACCOUNTS to judge with (default: $TRUSTED_LAYER_ACCOUNTS, else AWS's layer publishers)",
+    )
+    parser.add_argument(
+        "--behaviour-severities",
+        metavar="LEVELS",
+        default=os.environ.get("BEHAVIOUR_SEVERITIES"),
+        help="BEHAVIOUR_SEVERITIES to judge with, e.g. other-write=LOW (default: $BEHAVIOUR_SEVERITIES)",
+    )
+    parser.add_argument(
+        "--allowlist-hides-public",
+        metavar="BOOL",
+        default=os.environ.get("ALLOWLIST_HIDES_PUBLIC"),
+        help="ALLOWLIST_HIDES_PUBLIC to judge with (default: $ALLOWLIST_HIDES_PUBLIC, else false)",
     )
     parser.add_argument("--database", default="default", help="Athena database (default: default)")
     parser.add_argument("--table", default="cloudtrail_logs", help="Athena CloudTrail table (default: cloudtrail_logs)")
@@ -393,23 +407,46 @@ def grouped(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             str(finding.get("action")),
             str(finding.get("account")),
             str(finding.get("region")),
+            str(finding.get("severity")),
+            str(finding.get("behaviour")),
         )
-        group = groups.setdefault(key, {"count": 0, "first": None, "last": None})
+        group = groups.setdefault(key, {"count": 0, "first": None, "last": None, "changed": ""})
         group["count"] += 1
+        group["changed"] = group["changed"] or finding.get("changed") or ""
         seen = finding.get("eventTime") or ""
         group["first"] = seen if group["first"] is None else min(group["first"], seen)
         group["last"] = seen if group["last"] is None else max(group["last"], seen)
     rows = [
-        {"principal": key[0], "channel": key[1], "action": key[2], "account": key[3], "region": key[4], **group}
+        {
+            "principal": key[0],
+            "channel": key[1],
+            "action": key[2],
+            "account": key[3],
+            "region": key[4],
+            "severity": key[5],
+            "behaviour": key[6],
+            **group,
+        }
         for key, group in groups.items()
     ]
-    return sorted(rows, key=lambda row: (-row["count"], row["principal"], row["action"]))
+    return sorted(rows, key=lambda row: (-_SEVERITY_RANK.get(row["severity"], -1), -row["count"], row["principal"]))
+
+
+_SEVERITY_RANK = {level: rank for rank, level in enumerate(SEVERITIES)}
+CHANGED_WIDTH = 100
+
+
+def severity_counts(judgement: Judgement) -> dict[str, int]:
+    """Would-be findings by severity, most severe first, every level shown."""
+    return {level: judgement.severities.get(level, 0) for level in reversed(SEVERITIES)}
 
 
 def report_json(run: Run, suggestions: list[dict[str, Any]]) -> str:
     judgement = run.judgement
     document = {
         "counts": dict(judgement.counts),
+        "findingsBySeverity": severity_counts(judgement),
+        "findingsByBehaviour": dict(judgement.behaviours.most_common()),
         "findings": sorted(judgement.findings, key=lambda finding: (finding.get("eventTime") or "", finding["id"])),
         "errors": sorted_errors(judgement.errors),
         "suggestedAllowlist": suggestions,
@@ -436,12 +473,31 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
         *(f"{kind:<12} {count:>8,}" for kind, count in judgement.counts.items()),
         "",
     ]
+    if judgement.findings:
+        lines += ["SEVERITY     FINDINGS", *(f"{level:<12} {n:>8,}" for level, n in severity_counts(judgement).items())]
+        lines += ["", "BEHAVIOUR                 FINDINGS"]
+        lines += [f"{_printable(name):<25} {n:>8,}" for name, n in judgement.behaviours.most_common()]
+        lines.append("")
     groups = grouped(judgement.findings)
     if groups:
-        lines.append("Would-be findings, by principal, channel, action, account and Region:")
-        header = ("COUNT", "PRINCIPAL", "CHANNEL", "ACTION", "ACCOUNT", "REGION", "FIRST SEEN", "LAST SEEN")
+        lines.append("Would-be findings, by severity, behaviour, principal, channel, action, account and Region:")
+        header = (
+            "SEVERITY",
+            "BEHAVIOUR",
+            "COUNT",
+            "PRINCIPAL",
+            "CHANNEL",
+            "ACTION",
+            "ACCOUNT",
+            "REGION",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "WHAT CHANGED (first)",
+        )
         table = [header] + [
             (
+                row["severity"],
+                row["behaviour"],
                 str(row["count"]),
                 row["principal"],
                 row["channel"],
@@ -450,6 +506,7 @@ def report_text(run: Run, suggestions: list[dict[str, Any]], allowlist: str | No
                 row["region"],
                 row["first"],
                 row["last"],
+                _clipped(row["changed"], CHANGED_WIDTH),
             )
             for row in groups
         ]
@@ -537,6 +594,10 @@ def deploy_advice(run: Run, suggestions: Sequence[dict[str, Any]], days: float) 
     return "\n".join(lines)
 
 
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def sorted_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Errors by source and record, whichever worker reported them first."""
     return sorted(errors, key=lambda error: (str(error["source"]), error.get("record", -1)))
@@ -575,11 +636,13 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     try:
         importer, detector = security_hub_importer(session) if arguments.import_findings else (None, None)
         config = JudgeConfig(
-            arguments.allowlist,
-            arguments.extra_actions,
-            iso(since) if since else None,
-            iso(until) if arguments.until else None,
-            detector,
+            allowlist=arguments.allowlist,
+            trusted_layer_accounts=arguments.trusted_layer_accounts,
+            behaviour_severities=arguments.behaviour_severities,
+            allowlist_hides_public=arguments.allowlist_hides_public,
+            since=iso(since) if since else None,
+            until=iso(until) if arguments.until else None,
+            detector=detector,
         )
         judge = Judge(config)
     except (ValueError, BotoCoreError, ClientError) as error:
@@ -611,9 +674,7 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
             )
         elif arguments.athena:
             client = session.client("athena")
-            query = athena_prefilter_query(
-                arguments.table, judge.settings.actions, since, until, regions, arguments.athena_where
-            )
+            query = athena_prefilter_query(arguments.table, since, until, regions, arguments.athena_where)
             if show_progress:
                 print(f"[backtest] Athena query:\n{query}", file=sys.stderr, flush=True)
             execution = run_athena_query(

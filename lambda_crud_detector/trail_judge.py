@@ -33,7 +33,8 @@ import msgspec
 from cloudtrail import InvalidEventError, unwrap
 from finding import DetectorAccount, build_finding, finding_id, fold_id
 from flood import FloodFolder
-from rule import LAMBDA_EVENT_SOURCE, RuleSettings, evaluate
+from grading import SEVERITIES as SEVERITIES  # re-exported for the reports
+from rule import LAMBDA_EVENT_SOURCE, RuleSettings, Verdict, evaluate
 
 REQUIRED_KINDS = ("finding", "allowlisted", "ignored", "invalid")
 """Always present in the counts, even at zero; any other verdict kind the rule gives is added as it comes."""
@@ -52,7 +53,12 @@ class JudgeConfig:
 
     allowlist: str | None = None
     """``ALLOWLIST_PATTERNS`` as the function reads it: None means the rule's default."""
-    extra_actions: str | None = None
+    trusted_layer_accounts: str | None = None
+    """``TRUSTED_LAYER_ACCOUNTS``: None means the rule's default (AWS's own layer publishers)."""
+    behaviour_severities: str | None = None
+    """``BEHAVIOUR_SEVERITIES``: None lowers nothing."""
+    allowlist_hides_public: str | None = None
+    """``ALLOWLIST_HIDES_PUBLIC``: None means the rule's default (false)."""
     since: str | None = None
     """Only records whose eventTime is at or after this (``YYYY-MM-DDTHH:MM:SSZ``); None: no bound."""
     until: str | None = None
@@ -66,6 +72,10 @@ class Judgement:
     """What was decided about some records; judgements of different files or pages add up."""
 
     counts: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(REQUIRED_KINDS, 0)))
+    severities: Counter[str] = field(default_factory=Counter)
+    """Would-be findings by severity."""
+    behaviours: Counter[str] = field(default_factory=Counter)
+    """Would-be findings by behaviour."""
     findings: list[dict[str, Any]] = field(default_factory=list)
     """One summary per would-be finding (see ``finding_summary``)."""
     built: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +89,8 @@ class Judgement:
 
     def add(self, other: Judgement) -> None:
         self.counts.update(other.counts)
+        self.severities.update(other.severities)
+        self.behaviours.update(other.behaviours)
         self.findings += other.findings
         self.built += other.built
         self.errors += other.errors
@@ -93,7 +105,12 @@ class Judge:
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
         # Raises ValueError on a setting the function itself would refuse at cold start.
-        self.settings = RuleSettings.from_config(config.allowlist, config.extra_actions)
+        self.settings = RuleSettings.from_config(
+            config.allowlist,
+            trusted_layer_accounts=config.trusted_layer_accounts,
+            behaviour_severities=config.behaviour_severities,
+            allowlist_hides_public=config.allowlist_hides_public,
+        )
         # Folds as one execution environment would, on the same eventTime windows (each worker process on its own).
         self.folder = FloodFolder("backtest")
 
@@ -192,7 +209,9 @@ class Judge:
         judgement.counts[verdict.kind] += 1
         if verdict.kind != "finding":
             return
-        summary = finding_summary(record, verdict.action, verdict.principal_arn, verdict.reason, source)
+        judgement.severities[str(verdict.severity)] += 1
+        judgement.behaviours[str(verdict.behaviour)] += 1
+        summary = finding_summary(record, verdict, source)
         # An import (--import) sends every finding on its own, paced by the importer, so that none waits for a fold.
         fold = self.folder.admit(event, verdict) if self.config.detector is None else None
         if fold is not None:
@@ -245,26 +264,30 @@ def parse_json(data: bytes | str) -> Any:
         return json.loads(data)
 
 
-def finding_summary(
-    record: Mapping[str, Any], action: str | None, principal: str | None, reason: str, source: str
-) -> dict[str, Any]:
-    """What backtest reports of a would-be finding: its Id, the call, who and through what, where and when."""
+def finding_summary(record: Mapping[str, Any], verdict: Verdict, source: str) -> dict[str, Any]:
+    """What backtest reports of a would-be finding: its Id, the call, what it did and how bad, who and through
+    what, where and when, and what changed."""
     identity = record.get("userIdentity")
     identity = identity if isinstance(identity, Mapping) else {}
+    details = verdict.grade.details if verdict.grade is not None else ()
     return {
         "id": finding_id(record),
         "eventID": _text(record.get("eventID")),
         "eventTime": _text(record.get("eventTime")),
         "eventName": _text(record.get("eventName")),
-        "action": action,
-        "principal": principal,
+        "action": verdict.action,
+        "behaviour": verdict.behaviour,
+        "severity": verdict.severity,
+        "callerKind": verdict.caller_kind,
+        "principal": verdict.principal_arn,
         "caller": _text(identity.get("arn")) or _text(identity.get("invokedBy")) or _text(identity.get("type")),
         "identityType": _text(identity.get("type")),
         "channel": channel(identity),
         "account": _text(record.get("recipientAccountId")),
         "region": _text(record.get("awsRegion")),
         "errorCode": _text(record.get("errorCode")),
-        "reason": reason,
+        "changed": "; ".join(f"{label} {value}" for label, value in details),
+        "reason": verdict.reason,
         "source": source,
     }
 

@@ -337,26 +337,20 @@ _FIELD_NAMES = {
 
 def athena_prefilter_query(
     table: str,
-    actions: Iterable[str],
     since: datetime | None,
     until: datetime,
     regions: Sequence[str] | None,
     extra_where: str | None,
 ) -> str:
-    """The query that makes Athena do the scanning: only Lambda calls whose name is a watched action, plain
-    (``UpdateFunctionCode``) or with its API version (``UpdateFunctionCode20150331v2``), in the time range.
+    """The query that makes Athena do the scanning: only Lambda calls that are not reads, in the time range.
 
-    The regular expression is the rule's own event-name grammar restricted to the watched actions; the rows still
-    go through the rule, so the query may only ever select too much, never too little.
+    Every Lambda write is judged, so the query selects what the detector's event pattern delivers (readOnly false,
+    or no readOnly); the rows still go through the rule, so the query may only ever select too much, never too
+    little.
     """
-    names = sorted(actions)
-    for name in names:
-        if not name.isalpha():
-            raise ValueError(f"not an action name: {name!r}")
-    alternatives = "|".join(names)
     conditions = [
         "eventsource = 'lambda.amazonaws.com'",
-        f"regexp_like(eventname, '^({alternatives})([0-9]{{8}}(v[0-9]+)?)?$')",
+        "(readonly IS NULL OR readonly <> 'true')",
         f"eventtime < '{iso(until)}'",
     ]
     if since is not None:

@@ -36,7 +36,9 @@ for variable in (
     "AWS_PROFILE",
     "AWS_SAM_LOCAL",
     "ALLOWLIST_PATTERNS",
-    "EXTRA_ACTIONS",
+    "TRUSTED_LAYER_ACCOUNTS",
+    "BEHAVIOUR_SEVERITIES",
+    "ALLOWLIST_HIDES_PUBLIC",
     "CANARY_FUNCTION_NAME",
     "CANARY_ROLE_ARN",
 ):
@@ -48,7 +50,7 @@ os.environ.update(sample_settings())
 
 from rule import RuleSettings  # noqa: E402
 
-SAMPLE_RULE_SETTINGS = RuleSettings.from_config(os.environ["ALLOWLIST_PATTERNS"], os.environ["EXTRA_ACTIONS"])
+SAMPLE_RULE_SETTINGS = RuleSettings.from_environment(os.environ)
 """The rule's settings under which every sample event gets its expected verdict."""
 
 import boto3  # noqa: E402

@@ -20,7 +20,7 @@ from rule import RuleSettings, SettingsError, evaluate
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
 from tests.support.cases import load_cases
-from tests.support.cloudformation import FORWARDER_PATH, TEMPLATE_PATH, load_template
+from tests.support.cloudformation import TEMPLATE_PATH, load_template
 
 ACCOUNT = "111122223333"
 DEPLOY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/DeployRole"
@@ -69,7 +69,7 @@ def session(
 
 
 def verdict(record: dict[str, Any], allowlist: str) -> str:
-    return evaluate(record, RuleSettings.from_config(allowlist, None)).kind
+    return evaluate(record, RuleSettings.from_config(allowlist)).kind
 
 
 # --- Done when ---------------------------------------------------------------------------------------------------
@@ -85,13 +85,13 @@ def test_done_when_invoked_by() -> None:
 
 def test_a_trusted_role_used_outside_its_channel_says_so_in_the_reason() -> None:
     deploy_role = "arn:aws:iam::123456789012:role/DeployRole"
-    result = evaluate(session(deploy_role), RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None))
+    result = evaluate(session(deploy_role), RuleSettings.from_config(DONE_WHEN_ALLOWLIST))
     assert result.kind == "finding"
     assert result.reason.startswith(f"{deploy_role} used without invokedBy={CFN} (the record has none)")
     assert result.unmet_channel == f"invokedBy={CFN} (the record has none)"
     # Another service is shown as what the record holds.
     result = evaluate(
-        session(deploy_role, invoked_by="codebuild.amazonaws.com"), RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None)
+        session(deploy_role, invoked_by="codebuild.amazonaws.com"), RuleSettings.from_config(DONE_WHEN_ALLOWLIST)
     )
     assert f"invokedBy={CFN} (the record has 'codebuild.amazonaws.com')" in result.reason
 
@@ -99,7 +99,7 @@ def test_a_trusted_role_used_outside_its_channel_says_so_in_the_reason() -> None
 def test_a_role_no_entry_names_gets_the_plain_reason() -> None:
     result = evaluate(
         session("arn:aws:iam::123456789012:role/OtherRole", invoked_by=CFN),
-        RuleSettings.from_config(DONE_WHEN_ALLOWLIST, None),
+        RuleSettings.from_config(DONE_WHEN_ALLOWLIST),
     )
     assert result.unmet_channel is None
     assert result.reason.endswith(", not allowlisted") and "used without" not in result.reason
@@ -171,7 +171,7 @@ def test_entries_for_one_role_are_alternatives_and_the_reason_lists_each() -> No
     allowlist = f"{DEPLOY_ROLE};invokedBy={CFN},{DEPLOY_ROLE};sourceIdentity=release-bot"
     assert verdict(session(DEPLOY_ROLE, invoked_by=CFN), allowlist) == "allowlisted"
     assert verdict(session(DEPLOY_ROLE, source_identity="release-bot"), allowlist) == "allowlisted"
-    result = evaluate(session(DEPLOY_ROLE), RuleSettings.from_config(allowlist, None))
+    result = evaluate(session(DEPLOY_ROLE), RuleSettings.from_config(allowlist))
     assert result.unmet_channel == (
         f"invokedBy={CFN} (the record has none) or sourceIdentity=release-bot (the record has none)"
     )
@@ -277,23 +277,33 @@ MALFORMED = [
 @pytest.mark.parametrize(("allowlist", "problem"), MALFORMED, ids=[allowlist for allowlist, _ in MALFORMED])
 def test_a_malformed_entry_is_refused_naming_it(allowlist: str, problem: str) -> None:
     with pytest.raises(SettingsError) as raised:
-        RuleSettings.from_config(f"*:user/alice,{allowlist}", None)
+        RuleSettings.from_config(f"*:user/alice,{allowlist}")
     message = str(raised.value)
     assert problem in message
     assert repr(allowlist.strip()) in message
 
 
-@pytest.mark.parametrize("extra_actions", ["Put Function", "CreateFunctionUrlConfig-v2", "20171031", "Tag_Resource"])
-def test_a_malformed_extra_action_is_refused_naming_it(extra_actions: str) -> None:
-    with pytest.raises(SettingsError, match=re.escape(repr(extra_actions))):
-        RuleSettings.from_config(None, f"CreateFunctionUrlConfig,{extra_actions}")
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("trusted_layer_accounts", "017000801446,12345", "'12345' is not a 12-digit"),
+        ("behaviour_severities", "other-write=LOUD", "'LOUD' is not one of"),
+        ("behaviour_severities", "no-such-behaviour=LOW", "known behaviour"),
+        ("behaviour_severities", "detector-changed=OFF", "cannot be lowered"),
+        ("behaviour_severities", "other-write=CRITICAL", "not raise it"),
+        ("behaviour_severities", "other-write=LOW,other-write=OFF", "given twice"),
+        ("allowlist_hides_public", "yes", "true or false"),
+    ],
+)
+def test_a_malformed_grading_setting_is_refused_naming_it(setting: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(problem)):
+        RuleSettings.from_config(None, **{setting: value})
 
 
 def test_well_formed_entries_are_understood_as_written() -> None:
     settings = RuleSettings.from_config(
         f"*DeployRole, {DEPLOY_ROLE};invokedBy={CFN};sourceIp=198.51.100.0/24,"
         f"arn:aws:iam::*:role/Gh*;webIdentityProvider={GITHUB_PROVIDER},x;sourceIdentity=a=b",
-        None,
     )
     assert [entry.as_logged() for entry in settings.allowlist] == [
         {"principal": "*DeployRole"},
@@ -321,12 +331,15 @@ def test_the_handler_logs_the_allowlist_as_understood_at_cold_start(
     detector: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ALLOWLIST_PATTERNS", f"{DEPLOY_ROLE};invokedBy={CFN},*:user/alice")
-    monkeypatch.setenv("EXTRA_ACTIONS", "CreateFunctionUrlConfig20211031")
+    monkeypatch.setenv("TRUSTED_LAYER_ACCOUNTS", "444455556666")
+    monkeypatch.setenv("BEHAVIOUR_SEVERITIES", "other-write=LOW")
     started = importlib.reload(detector)
     (line,) = [line for line in json_log_lines(caplog, started) if line["message"] == "Rule settings"]
     assert line["level"] == "INFO"
     assert line["allowlist"] == [{"principal": DEPLOY_ROLE, "invokedBy": CFN}, {"principal": "*:user/alice"}]
-    assert "CreateFunctionUrlConfig" in line["actions"] and "DeleteFunction" in line["actions"]
+    assert line["trustedLayerAccounts"] == ["444455556666"]
+    assert line["behaviourSeverities"] == {"other-write": "LOW"}
+    assert line["allowlistHidesPublic"] is False
 
 
 def test_a_finding_for_a_role_used_outside_its_channel_tells_the_analyst(
@@ -389,7 +402,7 @@ def test_template_default_allowlist_stays_the_original_rules() -> None:
 @pytest.mark.parametrize("value", VALID_ALLOWLISTS)
 def test_allowed_pattern_accepts_well_formed_allowlists(value: str) -> None:
     assert allowed_pattern(TEMPLATE_PATH, "AllowlistPatterns").fullmatch(value)
-    RuleSettings.from_config(value, None)  # and the function reads them
+    RuleSettings.from_config(value)  # and the function reads them
 
 
 @pytest.mark.parametrize("value", INVALID_ALLOWLISTS)
@@ -405,28 +418,4 @@ def test_allowed_pattern_catches_every_malformed_entry_it_can_see() -> None:
     assert passed_by_template  # the CIDR and glob checks are the function's
     for allowlist in passed_by_template:
         with pytest.raises(SettingsError):
-            RuleSettings.from_config(allowlist, None)
-
-
-@pytest.mark.parametrize("path", [TEMPLATE_PATH, FORWARDER_PATH], ids=["detector", "forwarder"])
-@pytest.mark.parametrize(
-    ("value", "valid"),
-    [
-        ("", True),
-        ("CreateFunctionUrlConfig", True),
-        ("CreateFunctionUrlConfig,PutFunctionConcurrency20171031,TagResource20170331v2", True),
-        (",".join(["PutFunctionConcurrency"] * 10), True),
-        (",".join(["PutFunctionConcurrency"] * 11), False),  # ten slots in the event pattern
-        ("Put Function", False),
-        ("PutFunctionConcurrency,", False),
-        (",PutFunctionConcurrency", False),
-        ("PutFunctionConcurrency2017", False),
-        ("PutFunctionConcurrency20171031x", False),
-        ("PutFunctionConcurrency19991031", False),  # API versions are dates from 20xx: the pattern splits on "20"
-        ("1PutFunctionConcurrency", False),
-    ],
-)
-def test_extra_actions_allowed_pattern(path: Any, value: str, valid: bool) -> None:
-    assert (allowed_pattern(path, "ExtraActions").fullmatch(value) is not None) is valid
-    if valid:
-        RuleSettings.from_config(None, value)
+            RuleSettings.from_config(allowlist)

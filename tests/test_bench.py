@@ -96,7 +96,7 @@ def test_harness_bench_lambda_environment_sees_only_the_artifact_and_no_real_aws
     assert environment["PYTHONPATH"] == str(artifact)
     assert environment["LAMBDA_TASK_ROOT"] == str(artifact)
     assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
-    assert environment["EXTRA_ACTIONS"] == ""
+    assert environment["BEHAVIOUR_SEVERITIES"] == "" and environment["ALLOWLIST_HIDES_PUBLIC"] == "false"
     assert environment["AWS_SHARED_CREDENTIALS_FILE"] == environment["AWS_CONFIG_FILE"] == "/dev/null"
     assert not any(key in environment for key in ("AWS_PROFILE", "VIRTUAL_ENV", "PYTHONHOME"))
 

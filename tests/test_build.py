@@ -47,13 +47,13 @@ verdicts = {}
 with Stubber(app.publisher._client) as security_hub:
     security_hub.add_response("batch_import_findings", {"FailedCount": 0, "SuccessCount": 1, "FailedFindings": []})
     for name in ("update-function-code-by-iam-user.json", "deploy-role-cicd-session.json",
-                 "out-of-scope-function-concurrency.json"):
+                 "invoke-data-event.json"):
         with open(f"{events_dir}/{name}", encoding="utf-8") as handle:
             verdicts[name] = app.lambda_handler(json.load(handle), context)["verdict"]
     security_hub.assert_no_pending_responses()
 
 import aws_lambda_powertools, boto3, botocore, jmespath
-modules = ("app", "rule", "finding", "publisher", "cloudtrail",
+modules = ("app", "rule", "grading", "finding", "publisher", "cloudtrail",
            "boto3", "botocore", "aws_lambda_powertools", "jmespath")
 with open(result_file, "w", encoding="utf-8") as handle:
     json.dump({
@@ -168,7 +168,9 @@ def run_in_clean_interpreter(artifact: Path, run_dir: Path, *argv: str) -> subpr
         # As deployed: the template declares these.
         "AWS_ENDPOINT_URL_SECURITYHUB": "",
         "ALLOWLIST_PATTERNS": "*DeployRole",
-        "EXTRA_ACTIONS": "",
+        "TRUSTED_LAYER_ACCOUNTS": "",
+        "BEHAVIOUR_SEVERITIES": "",
+        "ALLOWLIST_HIDES_PUBLIC": "false",
         "POWERTOOLS_SERVICE_NAME": "lambda-crud-detector",
         "POWERTOOLS_METRICS_NAMESPACE": "LambdaCrudDetector",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -205,5 +207,5 @@ def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, 
     assert probe["verdicts"] == {
         "update-function-code-by-iam-user.json": "finding",
         "deploy-role-cicd-session.json": "allowlisted",
-        "out-of-scope-function-concurrency.json": "ignored",
+        "invoke-data-event.json": "ignored",
     }

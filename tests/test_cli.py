@@ -46,7 +46,12 @@ def expected_counts() -> dict[str, int]:
 
 def sample_setting_flags() -> list[str]:
     settings = sample_settings()
-    return ["--allowlist", settings["ALLOWLIST_PATTERNS"], "--extra-actions", settings["EXTRA_ACTIONS"]]
+    return [
+        "--allowlist",
+        settings["ALLOWLIST_PATTERNS"],
+        "--trusted-layer-accounts",
+        settings["TRUSTED_LAYER_ACCOUNTS"],
+    ]
 
 
 # Help and usage --------------------------------------------------------------------------------------------------

@@ -207,7 +207,7 @@ def test_harness_detector_environment_is_the_templates_pointed_at_the_local_secu
     assert environment["POWERTOOLS_SERVICE_NAME"] == "lambda-crud-detector"
     assert environment["POWERTOOLS_LOG_LEVEL"] == environment["AWS_LAMBDA_LOG_LEVEL"] == "INFO"
     assert environment["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
-    assert environment["EXTRA_ACTIONS"] == ""
+    assert environment["BEHAVIOUR_SEVERITIES"] == "" and environment["ALLOWLIST_HIDES_PUBLIC"] == "false"
     assert environment["AWS_CONFIG_FILE"] == environment["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
 
 

@@ -18,6 +18,7 @@ from finding import (
     build_finding,
     finding_id,
 )
+from grading import BEHAVIOURS
 from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.asff import assert_valid_finding, finding_errors
 from tests.conftest import DETECTOR_ACCOUNT, SAMPLE_RULE_SETTINGS
@@ -50,9 +51,14 @@ def test_every_sample_finding_is_valid_asff(case: Any) -> None:
     assert fields["eventName"] == detail["eventName"]  # raw, with its suffix
     assert detail["eventID"] in finding["Id"]
     assert finding["GeneratorId"] == "AWS.LAMBDA.CRUD"
-    assert finding["FindingProviderFields"]["Severity"] == {"Label": "HIGH", "Original": "High"}
-    assert finding["FindingProviderFields"]["Types"][0].startswith("TTPs/Persistence/")
-    assert finding["Remediation"]["Recommendation"]["Url"] == RUNBOOK_URL
+    severity = case.expected_severity
+    assert finding["FindingProviderFields"]["Severity"] == {"Label": severity, "Original": severity.capitalize()}
+    behaviour = BEHAVIOURS[case.expected_behaviour]
+    assert finding["FindingProviderFields"]["Types"] == [behaviour.finding_type]
+    assert fields["behaviour"] == case.expected_behaviour
+    assert fields["callerKind"] in ("person", "automation", "unknown")
+    assert finding["Title"].startswith(behaviour.title)
+    assert finding["Remediation"]["Recommendation"] == {"Text": behaviour.runbook, "Url": RUNBOOK_URL}
 
 
 def test_identity_and_timing_make_redelivery_a_no_op() -> None:
@@ -78,7 +84,7 @@ def test_cross_account_event_is_recorded_under_the_detector_account() -> None:
         "Region": "us-east-2",
     }
     assert finding["ProductFields"]["recipientAccountId"] == "444455556666"
-    assert "[444455556666 us-east-2]" in finding["Title"]
+    assert "in 444455556666 us-east-2]" in finding["Title"]
 
 
 def test_product_arn_follows_the_detector_partition() -> None:
@@ -90,11 +96,11 @@ def test_product_arn_follows_the_detector_partition() -> None:
     assert finding["AwsAccountId"] == "210987654321"
 
 
-def test_title_follows_the_original_rule() -> None:
+def test_title_names_the_behaviour_the_function_and_the_caller() -> None:
     finding = finding_for(sample("spoofed-deployrole-session-name.json"))
     assert finding["Title"] == (
-        "[arn:aws:sts::111122223333:assumed-role/DevSandboxRole/xDeployRole] performed Lambda [CreateFunction] "
-        "in [111122223333 eu-west-1]."
+        "New code on backdoor by arn:aws:sts::111122223333:assumed-role/DevSandboxRole/xDeployRole "
+        "[CreateFunction in 111122223333 eu-west-1]"
     )
     assert finding["Resources"][1] == {"Type": "AwsIamRole", "Id": "arn:aws:iam::111122223333:role/DevSandboxRole"}
 
@@ -102,14 +108,13 @@ def test_title_follows_the_original_rule() -> None:
 def test_title_says_when_the_detector_itself_was_changed() -> None:
     detail = sample("spoofed-deployrole-session-name.json")
     detail["userIdentity"]["arn"] = "arn:aws:sts::111122223333:assumed-role/DevSandboxRole/" + "s" * 64
+    detail["requestParameters"]["functionName"] = "backdoor"
     verdict = evaluate(detail, RuleSettings(), DetectorIdentity(FunctionRef("111122223333", "eu-west-1", "backdoor")))
     finding = build_finding(read_record(detail), verdict, DETECTOR)
     assert_valid_finding(finding)
-    assert finding["Title"] == (
-        f"[arn:aws:sts::111122223333:assumed-role/DevSandboxRole/{'s' * 64}] performed Lambda [CreateFunction] "
-        "on the detector itself in [111122223333 eu-west-1]."
-    )
-    assert finding["ProductFields"]["verdictReason"].startswith("CreateFunction performed on the detector itself by")
+    assert finding["Title"].startswith("Detector changed on backdoor (the detector itself) by arn:aws:sts::")
+    assert finding["Severity"]["Label"] == "CRITICAL"
+    assert finding["ProductFields"]["verdictReason"].startswith("CreateFunction (detector-changed, CRITICAL) performed")
 
 
 @pytest.mark.parametrize(
@@ -138,7 +143,7 @@ def test_event_source_mapping_by_uuid_names_the_mapping() -> None:
         "Partition": "aws",
         "Region": "eu-west-1",
     }
-    assert finding["Title"].startswith("[unknown-arn] performed Lambda [DeleteEventSourceMapping]")
+    assert finding["Title"].startswith("Deployment changed on event-source-mapping:")
     call = finding["Action"]["AwsApiCallAction"]
     assert call["CallerType"] == "domain"
     assert call["DomainDetails"] == {"Domain": "cloudformation.amazonaws.com"}

@@ -66,7 +66,7 @@ def test_the_model_admits_the_forms_that_were_missed() -> None:
 @pytest.mark.parametrize("field", ["functionName", "resource", "resourceArn"])
 @pytest.mark.parametrize("event_name", ["AddPermission20150331v2", "DeleteFunction20150331", "TagResource20170331v2"])
 def test_every_spelling_the_model_admits_is_the_detector_in_every_field(field: str, event_name: str) -> None:
-    settings = RuleSettings(ALLOW_DEPLOY_ROLE.allowlist_patterns, ALLOW_DEPLOY_ROLE.actions | {"TagResource"})
+    settings = ALLOW_DEPLOY_ROLE
     missed = []
     for spelling in DETECTOR_SPELLINGS:
         record = change_record(None, event_name, requestParameters={field: spelling})
@@ -77,9 +77,7 @@ def test_every_spelling_the_model_admits_is_the_detector_in_every_field(field: s
 
 
 def test_the_detector_in_a_concurrency_change_is_reported_under_any_spelling() -> None:
-    settings = RuleSettings(
-        ALLOW_DEPLOY_ROLE.allowlist_patterns, ALLOW_DEPLOY_ROLE.actions | {"PutFunctionConcurrency"}
-    )
+    settings = ALLOW_DEPLOY_ROLE
     for spelling in (f"function:{DETECTOR_NAME}", f"{DETECTOR_ACCOUNT}:{DETECTOR_NAME}", f"{REGION}:{DETECTOR_NAME}"):
         record = change_record(spelling, "PutFunctionConcurrency20171031")
         assert evaluate(record, settings, DETECTOR).changes_detector, spelling

@@ -53,18 +53,26 @@ def test_every_action_is_in_scope_plain_and_suffixed(action: str, suffix: str) -
 
 
 @pytest.mark.parametrize(
+    ("event_name", "action"),
+    [
+        ("DeleteFunctionConcurrency20171031", "DeleteFunctionConcurrency"),  # shares the DeleteFunction prefix
+        ("DeleteFunctionUrlConfig", "DeleteFunctionUrlConfig"),
+        ("PutFunctionConcurrency20171031", "PutFunctionConcurrency"),
+        ("PublishLayerVersion20181031", "PublishLayerVersion"),
+        ("TagResource20170331v2", "TagResource"),
+    ],
+)
+def test_other_writes_are_findings_of_their_own_action_never_a_seed_action(event_name: str, action: str) -> None:
+    verdict = evaluate(lambda_record(event_name))
+    assert (verdict.kind, verdict.action) == ("finding", action)
+    assert verdict.behaviour == "other-write"
+    assert verdict.severity in ("LOW", "MEDIUM")
+
+
+@pytest.mark.parametrize(
     "event_name",
     [
-        "DeleteFunctionConcurrency20171031",  # shares the DeleteFunction prefix
-        "DeleteFunctionUrlConfig",
-        "CreateFunctionUrlConfig20211031",
-        "UpdateFunctionCodeSigningConfig",
-        "PutFunctionConcurrency20171031",
-        "PublishLayerVersion20181031",
-        "GetFunction20150331v2",
-        "ListFunctions20150331",
-        "TagResource20170331v2",
-        "deletefunction",  # matching is case-sensitive
+        "deletefunction",  # CloudTrail writes the API's own spelling: a case variant is an unknown action
         "DELETEFUNCTION20150331",
         "DeleteFunction2015",  # a suffix is exactly 8 digits
         "DeleteFunction201503311",
@@ -72,11 +80,22 @@ def test_every_action_is_in_scope_plain_and_suffixed(action: str, suffix: str) -
         "DeleteFunction20150331x2",
         "DeleteFunction ",
         "xDeleteFunction",
+        "CreateFunctionX",
         "",
     ],
 )
-def test_other_event_names_are_ignored(event_name: str) -> None:
+def test_unknown_and_look_alike_names_are_findings_at_the_lowest_severity(event_name: str) -> None:
+    verdict = evaluate(lambda_record(event_name))
+    assert verdict.kind == "finding"
+    assert verdict.grade is not None and not verdict.grade.known_action
+    assert verdict.severity == "LOW"
+    assert verdict.action not in CRUD_ACTIONS
+
+
+@pytest.mark.parametrize("event_name", ["GetFunction20150331v2", "ListFunctions20150331", "GetPolicy20150331v2"])
+def test_reads_are_ignored(event_name: str) -> None:
     assert evaluate(lambda_record(event_name)).kind == "ignored"
+    assert evaluate(lambda_record(event_name, readOnly=True)).kind == "ignored"
 
 
 @pytest.mark.parametrize("source", ["iam.amazonaws.com", "lambda.amazonaws.com.evil", "", None, 7])
@@ -196,22 +215,19 @@ def test_failed_calls_are_still_findings() -> None:
 
 
 def test_allowlist_comes_from_configuration() -> None:
-    settings = RuleSettings.from_config("arn:aws:iam::111122223333:role/Pipeline, *:user/alice", None)
+    settings = RuleSettings.from_config("arn:aws:iam::111122223333:role/Pipeline, *:user/alice")
     assert settings.allowlist_patterns == ("arn:aws:iam::111122223333:role/Pipeline", "*:user/alice")
     assert evaluate(lambda_record("DeleteFunction"), settings).kind == "allowlisted"
-    assert RuleSettings.from_config(None, None).allowlist_patterns == ("*DeployRole",)
+    assert RuleSettings.from_config(None).allowlist_patterns == ("*DeployRole",)
     # an empty allowlist allowlists nobody, not everybody
-    assert RuleSettings.from_config("", None).allowlist_patterns == ()
+    assert RuleSettings.from_config("").allowlist_patterns == ()
     user = {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/DeployRole"}
-    assert evaluate(lambda_record("DeleteFunction", user), RuleSettings.from_config("", None)).kind == "finding"
+    assert evaluate(lambda_record("DeleteFunction", user), RuleSettings.from_config("")).kind == "finding"
 
 
-def test_action_list_can_be_widened_with_plain_or_suffixed_names() -> None:
-    settings = RuleSettings.from_config(None, "PutFunctionConcurrency20171031, CreateFunctionUrlConfig")
-    assert evaluate(lambda_record("PutFunctionConcurrency20171031"), settings).kind == "finding"
-    assert evaluate(lambda_record("CreateFunctionUrlConfig20211031"), settings).kind == "finding"
-    assert evaluate(lambda_record("DeleteFunction20150331"), settings).kind == "finding"
-    assert evaluate(lambda_record("PutFunctionConcurrency20171031")).kind == "ignored"
+def test_every_write_is_watched_without_a_setting() -> None:
+    for name in ("PutFunctionConcurrency20171031", "CreateFunctionUrlConfig20211031", "DeleteFunction20150331"):
+        assert evaluate(lambda_record(name)).kind == "finding", name
 
 
 @pytest.mark.parametrize(

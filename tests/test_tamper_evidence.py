@@ -655,6 +655,23 @@ def test_other_findings_and_events_are_not_notified(why: str, changes: dict[str,
     assert not matches(notification_rule()["EventPattern"], as_moto_matches(event)), why
 
 
+@pytest.mark.parametrize(
+    ("lowest", "notified"),
+    [
+        (None, {"CRITICAL", "HIGH"}),  # the default
+        ("CRITICAL", {"CRITICAL"}),
+        ("MEDIUM", {"CRITICAL", "HIGH", "MEDIUM"}),
+        ("INFORMATIONAL", {"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"}),
+    ],
+)
+def test_the_lowest_severity_notified_is_a_setting(lowest: str | None, notified: set[str]) -> None:
+    settings = {"FindingsTopicArn": FINDINGS_TOPIC, **({"NotifyMinimumSeverity": lowest} if lowest else {})}
+    pattern = detector_stack(**settings).properties("FindingsNotificationRule")["EventPattern"]
+    for label in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"):
+        event = with_finding(imported_finding_event(), Severity={"Label": label, "Original": label.capitalize()})
+        assert matches(pattern, as_moto_matches(event)) is (label in notified), label
+
+
 def test_notification_is_readable_with_title_account_region_principal_function_and_link() -> None:
     event = imported_finding_event()
     finding = event["detail"]["findings"][0]

@@ -68,7 +68,10 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
         "LogLevel": "WARNING",
         "LogRetentionInDays": "30",
         "ReservedConcurrency": "5",
-        "ExtraActions": "PutFunctionConcurrency20171031",
+        "TrustedLayerAccounts": "017000801446,444455556666",
+        "BehaviourSeverities": "other-write=LOW",
+        "AllowlistHidesPublic": "true",
+        "NotifyMinimumSeverity": "MEDIUM",
         "AllowlistPatterns": "arn:aws:iam::*:role/DeployRole,*CiRole",
         "FindingsTopicArn": FINDINGS_TOPIC,
         "CanaryMissingHours": "6",
@@ -236,7 +239,7 @@ def test_function_configuration(parameter_set: str) -> None:
 @every_parameter_set
 def test_the_functions_environment_configures_the_handler_as_the_parameters_ask(parameter_set: str) -> None:
     """The handler module, imported with the environment CloudFormation gives it, works with the parameters'
-    allowlist and extra actions, under the product's service name and namespace, on the real Security Hub
+    allowlist and grading settings, under the product's service name and namespace, on the real Security Hub
     endpoint. A variable renamed on one side only, or a stray value, fails here. (The log level is checked by
     test_lambda_and_powertools_filter_logs_at_the_same_level: Powertools configures a logger only once per
     process.)"""
@@ -247,7 +250,12 @@ def test_the_functions_environment_configures_the_handler_as_the_parameters_ask(
         import app
 
         handler = importlib.reload(app)
-    assert handler.settings == RuleSettings.from_config(parameters["AllowlistPatterns"], parameters["ExtraActions"])
+    assert handler.settings == RuleSettings.from_config(
+        parameters["AllowlistPatterns"],
+        trusted_layer_accounts=parameters["TrustedLayerAccounts"],
+        behaviour_severities=parameters["BehaviourSeverities"],
+        allowlist_hides_public=parameters["AllowlistHidesPublic"],
+    )
     assert handler.logger.service == "lambda-crud-detector"
     assert handler.metrics.namespace == "LambdaCrudDetector"
     assert handler.publisher._client.meta.endpoint_url == f"https://securityhub.{REGION}.amazonaws.com"

@@ -48,15 +48,11 @@ def _load_settings() -> RuleSettings:
     error (the Errors alarm), and the events are retried, then kept in the failure queue, instead of being judged
     by an allowlist that means something other than what was written."""
     try:
-        loaded = RuleSettings.from_config(os.environ.get("ALLOWLIST_PATTERNS"), os.environ.get("EXTRA_ACTIONS"))
+        loaded = RuleSettings.from_environment(os.environ)
     except SettingsError as error:
         logger.error(f"Refusing to start: {error}")
         raise
-    logger.info(
-        "Rule settings",
-        allowlist=[entry.as_logged() for entry in loaded.allowlist],
-        actions=sorted(loaded.actions),
-    )
+    logger.info("Rule settings", **loaded.as_logged())
     return loaded
 
 
@@ -134,6 +130,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         eventID=record.get("eventID"),
         eventName=record.get("eventName"),
         action=verdict.action,
+        behaviour=verdict.behaviour,
+        severity=verdict.severity,
+        callerKind=verdict.caller_kind,
         principal=verdict.principal_arn,
         reason=verdict.reason,
     )
@@ -146,7 +145,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         finding_id = _store_finding(cloudtrail_event, verdict, detector) if verdict.kind == "finding" else None
     metrics.add_metric(name=_METRIC_BY_VERDICT[verdict.kind], unit=MetricUnit.Count, value=1)
     _import_folds(detector, now)
-    return {"verdict": verdict.kind, "findingId": finding_id, "reason": verdict.reason}
+    return {
+        "verdict": verdict.kind,
+        "findingId": finding_id,
+        "behaviour": verdict.behaviour,
+        "severity": verdict.severity,
+        "reason": verdict.reason,
+    }
 
 
 def clock() -> datetime:

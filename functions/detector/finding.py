@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cloudtrail import CloudTrailEvent
+from grading import BEHAVIOURS, Behaviour
 from rule import RULE_ID, Verdict, value_at
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "2018-10-08"
 SEVERITY_LABEL = "HIGH"
-SEVERITY_ORIGINAL = "High"
+"""The severity of a verdict that carries none (the seed's)."""
 FINDING_TYPE = "TTPs/Persistence/T1525-Implant Internal Image"
 RULE_DESCRIPTION = "Unauthorized lambda Create, Read, Update, or Delete event occurred."
 RUNBOOK_URL = "https://docs.aws.amazon.com/lambda/latest/dg/logging-using-cloudtrail.html"
@@ -47,6 +48,11 @@ RECOMMENDATION = (
     "revert the function's code, configuration, permissions or aliases, rotate the principal's credentials, "
     "and review what else the principal did. If it was, run such changes through the deployment role."
 )
+MAX_RECOMMENDATION = 512
+# What changed, in ProductFields: at most this many labelled details (ProductFields holds 50 pairs in all), each
+# under "change.<label>".
+MAX_CHANGE_FIELDS = 20
+MAX_CHANGE_SENTENCE = 600
 
 # Limits Security Hub enforces on BatchImportFindings (boto3 checks none of them).
 MAX_ID = 512
@@ -57,6 +63,8 @@ MAX_API_NAME = 128
 MAX_RESOURCE_ID = 512
 MAX_RESOURCE_REGION = 16
 TRUNCATION_MARKER = "…[truncated]"
+MAX_LAYERS = 5
+"""Lambda allows at most five layers on a function."""
 
 ASFF_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 _CONSOLE_HOSTS = {
@@ -172,18 +180,25 @@ def build_finding(
     timestamp = asff_timestamp(event.event_time)
     function_arn = _function_arn(record, account, region, partition)
 
-    target = "on the detector itself " if verdict.changes_detector else ""
-    title = (
-        f"[{_clip(caller_arn or 'unknown-arn', 120)}] performed Lambda [{_clip(action, 48)}] {target}"
-        f"in [{_clip(account, 24)} {_clip(region, 24)}]."
-    )
+    behaviour = BEHAVIOURS.get(verdict.behaviour or "")
+    severity = verdict.severity or SEVERITY_LABEL
+    caller = caller_arn or principal or "an unidentified principal"
     happened = "attempted" if error_code else "performed"
+    target = " (the detector itself)" if verdict.changes_detector else ""
+    title = (
+        f"{behaviour.title if behaviour else 'Lambda change'}{' attempted, and failed,' if error_code else ''} "
+        f"on {_clip(_short_name(function_arn) or _other_target(record), 80)}{target} by {_clip(caller, 120)} "
+        f"[{_clip(action, 48)} in {_clip(account, 24)} {_clip(region, 24)}]"
+    )
     description = (
         f"{RULE_DESCRIPTION} {_clip(principal or 'An unidentified principal', 300)} {happened} "
         f"{_clip(event_name, 80)} on {_clip(function_arn or _other_target(record), 300)} "
         f"in account {_clip(account, 24)}, Region {_clip(region, 24)}, "
         f"from {_clip(source or 'an unknown source', 100)}."
     )
+    if verdict.grade is not None and verdict.grade.details:
+        changed = "; ".join(f"{label} {value}" for label, value in verdict.grade.details)
+        description += f" What changed: {_clip(changed, MAX_CHANGE_SENTENCE)}."
     if error_code:
         description += f" The call failed: {_clip(error_code, 60)}" + (
             f": {_clip(error_message, 200)}" if error_message else ""
@@ -191,6 +206,8 @@ def build_finding(
     if verdict.unmet_channel:
         # An allowlisted principal used outside its pipeline: the first thing an analyst needs to know.
         description += f" The allowlist trusts this principal only with {_clip(verdict.unmet_channel, 300)}."
+    finding_types = [behaviour.finding_type] if behaviour else [FINDING_TYPE]
+    severity_field = {"Label": severity, "Original": severity.capitalize()}
 
     finding: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
@@ -202,15 +219,12 @@ def build_finding(
         "UpdatedAt": timestamp,
         "FirstObservedAt": timestamp,
         "LastObservedAt": timestamp,
-        "Severity": {"Label": SEVERITY_LABEL, "Original": SEVERITY_ORIGINAL},
-        "Types": [FINDING_TYPE],
-        "FindingProviderFields": {
-            "Severity": {"Label": SEVERITY_LABEL, "Original": SEVERITY_ORIGINAL},
-            "Types": [FINDING_TYPE],
-        },
+        "Severity": dict(severity_field),
+        "Types": list(finding_types),
+        "FindingProviderFields": {"Severity": dict(severity_field), "Types": list(finding_types)},
         "Title": _clip(title, MAX_TITLE),
         "Description": _clip(description, MAX_DESCRIPTION),
-        "Remediation": {"Recommendation": {"Text": RECOMMENDATION, "Url": RUNBOOK_URL}},
+        "Remediation": {"Recommendation": {"Text": _recommendation(behaviour), "Url": RUNBOOK_URL}},
         "Resources": _resources(record, function_arn, principal, account, region, partition),
         "Action": _action(event_name, _str(record.get("eventSource")) or "unknown", source, timestamp),
         "ProductFields": _product_fields(
@@ -369,9 +383,13 @@ def _parameters(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def _function_arn(record: Mapping[str, Any], account: str, region: str, partition: str) -> str | None:
     """The unqualified ARN of the function a call touched, from whichever form the record names it in."""
-    name = _str(_parameters(record, "requestParameters").get("functionName")) or _str(
-        _parameters(record, "responseElements").get("functionArn")
-    )
+    request = _parameters(record, "requestParameters")
+    name = _str(request.get("functionName")) or _str(_parameters(record, "responseElements").get("functionArn"))
+    if name is None:
+        # A resource policy or tag names the function by its ARN.
+        name = next(
+            (a for a in (_str(request.get(k)) for k in ("resourceArn", "resource")) if a and ":function:" in a), None
+        )
     if name is None:
         return None
     parts = name.split(":")
@@ -406,7 +424,10 @@ def _resources(
     if _REGION.fullmatch(region) and len(region) <= MAX_RESOURCE_REGION:
         placement["Region"] = region
     if function_arn:
-        touched = {"Type": "AwsLambdaFunction", "Id": _clip(function_arn, MAX_RESOURCE_ID), **placement}
+        touched: dict[str, Any] = {"Type": "AwsLambdaFunction", "Id": _clip(function_arn, MAX_RESOURCE_ID), **placement}
+        details = _function_details(record)
+        if details:
+            touched["Details"] = {"AwsLambdaFunction": details}
     else:
         target = _other_target(record)
         if target.startswith("event-source-mapping:"):
@@ -417,6 +438,55 @@ def _resources(
         kind = "AwsIamRole" if ":role/" in principal else "AwsIamUser" if ":user/" in principal else "Other"
         resources.append({"Type": kind, "Id": _clip(principal, MAX_RESOURCE_ID)})
     return resources
+
+
+def _recommendation(behaviour: Behaviour | None) -> str:
+    return _clip(behaviour.runbook if behaviour else RECOMMENDATION, MAX_RECOMMENDATION)
+
+
+def _short_name(function_arn: str | None) -> str | None:
+    """The function's name, from its unqualified ARN: what a person recognises in a title."""
+    return function_arn.split(":", 6)[6] if function_arn and function_arn.count(":") >= 6 else function_arn
+
+
+# ASFF's AwsLambdaFunctionDetails fields this builder fills, from the record's request and response (the response is
+# the function's configuration after the change, where Lambda returns one). Never the Environment.
+_DETAIL_STRINGS = {
+    "CodeSha256": "codeSha256",
+    "FunctionName": "functionName",
+    "Handler": "handler",
+    "KmsKeyArn": "kMSKeyArn",
+    "PackageType": "packageType",
+    "Role": "role",
+    "Runtime": "runtime",
+    "Version": "version",
+    "RevisionId": "revisionId",
+}
+
+
+def _function_details(record: Mapping[str, Any]) -> dict[str, Any]:
+    request, response = _parameters(record, "requestParameters"), _parameters(record, "responseElements")
+    details: dict[str, Any] = {}
+    for asff_key, key in _DETAIL_STRINGS.items():
+        value = _str(response.get(key)) or (_str(request.get(key)) if key != "functionName" else None)
+        if asff_key == "KmsKeyArn":
+            value = value or _str(response.get("kmsKeyArn")) or _str(request.get("kmsKeyArn"))
+        if value is not None:
+            details[asff_key] = _clip(value, MAX_PRODUCT_FIELD_VALUE)
+    layers = response.get("layers") if isinstance(response.get("layers"), list) else request.get("layers")
+    if isinstance(layers, list):
+        shown = []
+        for layer in layers[:MAX_LAYERS]:
+            arn = layer if isinstance(layer, str) else _str(layer.get("arn")) if isinstance(layer, Mapping) else None
+            if arn is None:
+                continue
+            entry: dict[str, Any] = {"Arn": _clip(arn, MAX_PRODUCT_FIELD_VALUE)}
+            size = layer.get("codeSize") if isinstance(layer, Mapping) else None
+            if type(size) is int and 0 <= size < 2**31:
+                entry["CodeSize"] = size
+            shown.append(entry)
+        details["Layers"] = shown
+    return details
 
 
 def _action(api: str, service: str, source: str | None, timestamp: str) -> dict[str, Any]:
@@ -476,9 +546,17 @@ def _product_fields(
         "errorMessage": error_message,
         "functionArn": function_arn,
         "verdictReason": verdict.reason,
+        "behaviour": verdict.behaviour,
+        "behaviours": ", ".join(verdict.grade.behaviours) if verdict.grade else None,
+        "severityAsGraded": verdict.grade.severity if verdict.grade else None,
+        "callerKind": verdict.caller_kind,
+        "knownAction": ("true" if verdict.grade.known_action else "false") if verdict.grade else None,
         "p_any_aws_arns": ", ".join(sorted(_arns_in(record))),
         "findingsAccountReason": account_reason,
     }
+    if verdict.grade is not None:
+        for label, value in verdict.grade.details[:MAX_CHANGE_FIELDS]:
+            fields.setdefault(f"change.{_clip(label, 100)}", value)
     return {key: _clip(value, MAX_PRODUCT_FIELD_VALUE) for key, value in fields.items() if _str(value)}
 
 

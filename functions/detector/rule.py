@@ -15,6 +15,12 @@ An allowlist entry may also name the channel the principal must come through
 (``PRINCIPAL_PATTERN;invokedBy=cloudformation.amazonaws.com``): a deployment role is then trusted only when its
 pipeline uses it, not when a person holding its credentials does.
 
+Every Lambda write is in scope, graded by what it does (``grading``): its behaviour and severity. Reads, data events
+(``Invoke``) and a durable function's own checkpoints are not changes, and are ignored; a write the rule does not
+know is still a finding, at the lowest severity. A deployment may lower a behaviour or switch it off
+(``BEHAVIOUR_SEVERITIES``); changes to the detector can never be switched off, and by default the allowlist never hides
+a change that makes a function or layer public (``ALLOWLIST_HIDES_PUBLIC``).
+
 Two records are judged apart, given who the detector is (``DetectorIdentity``). A change to the detector's own
 function is a finding whatever the allowlist says. The scheduled change to its canary is a ``heartbeat``: proof
 that changes still travel from CloudTrail to the detector, and no finding.
@@ -29,6 +35,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from grading import (
+    BEHAVIOURS,
+    DEFAULT_TRUSTED_LAYER_ACCOUNTS,
+    DETECTOR_CHANGED,
+    NOT_MANAGEMENT_WRITES,
+    SEED_ACTIONS,
+    SEVERITIES,
+    CallerKind,
+    Grade,
+    caller_kind,
+    grade,
+)
+
 RULE_ID = "AWS.LAMBDA.CRUD"
 LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
@@ -37,24 +56,12 @@ CANARY_ACTION = "UpdateFunctionConfiguration"
 _CANARY_PARAMETERS = frozenset({"functionName", "description"})
 DEFAULT_ALLOWLIST_PATTERNS: tuple[str, ...] = ("*DeployRole",)
 
-# The 13 write actions of the original rule, by their unsuffixed names.
-CRUD_ACTIONS: frozenset[str] = frozenset(
-    {
-        "AddPermission",
-        "CreateAlias",
-        "CreateEventSourceMapping",
-        "CreateFunction",
-        "DeleteAlias",
-        "DeleteEventSourceMapping",
-        "DeleteFunction",
-        "PublishVersion",
-        "RemovePermission",
-        "UpdateAlias",
-        "UpdateEventSourceMapping",
-        "UpdateFunctionCode",
-        "UpdateFunctionConfiguration",
-    }
-)
+# The 13 write actions of the original rule, by their unsuffixed names: graded like every write, never below HIGH.
+CRUD_ACTIONS: frozenset[str] = SEED_ACTIONS
+# Every read of botocore's Lambda model is named Get... or List... (a test checks it against the model).
+READ_PREFIXES = ("Get", "List")
+OFF = "OFF"
+"""A BEHAVIOUR_SEVERITIES level that switches the behaviour off: its records are ignored."""
 
 # `<Action>` or `<Action><8-digit API version>` optionally followed by `v<digits>`. The action part is
 # letters only, so `DeleteFunctionConcurrency20171031` parses as `DeleteFunctionConcurrency`, a different
@@ -178,15 +185,67 @@ class Verdict:
     """For a finding whose principal an allowlist entry names: the channel conditions the record did not meet."""
     changes_detector: bool = False
     """The call was made on the detector's own function: a finding whatever the allowlist says."""
+    grade: Grade | None = None
+    """What the write does (behaviours, severity as graded, details); None for a record that is not a write."""
+    severity: str | None = None
+    """The finding's severity: the grade's, lowered by BEHAVIOUR_SEVERITIES where a deployment asked."""
+    caller_kind: CallerKind = "unknown"
+    """person, automation or unknown, from the fields AWS writes about the caller."""
+
+    @property
+    def behaviour(self) -> str | None:
+        return self.grade.behaviour if self.grade is not None else None
+
+
+def _read_levels(text: str | None) -> dict[str, str]:
+    """``behaviour=LEVEL,...``: the most severe a behaviour may be reported, or OFF. Refuses what it cannot read."""
+    levels: dict[str, str] = {}
+    for entry in _split(text or ""):
+        name, separator, level = (part.strip() for part in entry.partition("="))
+        if not separator or name not in BEHAVIOURS:
+            known = ", ".join(BEHAVIOURS)
+            raise SettingsError(f"behaviour severity {entry!r}: not behaviour=LEVEL with a known behaviour ({known})")
+        if level not in (*SEVERITIES, OFF):
+            raise SettingsError(f"behaviour severity {entry!r}: {level!r} is not one of {', '.join(SEVERITIES)}, {OFF}")
+        if name == DETECTOR_CHANGED:
+            raise SettingsError(f"behaviour severity {entry!r}: changes to the detector itself cannot be lowered")
+        if SEVERITIES.index(BEHAVIOURS[name].severity) < SEVERITIES.index(level) if level != OFF else False:
+            raise SettingsError(f"behaviour severity {entry!r}: a level may lower a behaviour, not raise it")
+        if name in levels:
+            raise SettingsError(f"behaviour severity {entry!r}: {name} is given twice")
+        levels[name] = level
+    return levels
+
+
+def _read_accounts(text: str | None) -> frozenset[str]:
+    accounts = DEFAULT_TRUSTED_LAYER_ACCOUNTS if text is None else _split(text)
+    for account in accounts:
+        if not (len(account) == 12 and account.isdigit()):
+            raise SettingsError(f"trusted layer account {account!r} is not a 12-digit AWS account id")
+    return frozenset(accounts)
+
+
+def _read_flag(name: str, text: str | None, default: bool) -> bool:
+    if text is None or text.strip() == "":
+        return default
+    if text.strip().lower() not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, not {text!r}")
+    return text.strip().lower() == "true"
 
 
 @dataclass(frozen=True)
 class RuleSettings:
-    """What a deployment may configure: which actions count, and who may perform them."""
+    """What a deployment may configure: who may change functions, whose layers are trusted, and how loud each
+    behaviour is."""
 
     allowlist_patterns: tuple[str, ...] = DEFAULT_ALLOWLIST_PATTERNS
     """The allowlist entries as written; parsed (and refused when malformed) into ``allowlist``."""
-    actions: frozenset[str] = CRUD_ACTIONS
+    trusted_layer_accounts: frozenset[str] = frozenset(DEFAULT_TRUSTED_LAYER_ACCOUNTS)
+    """Accounts whose layers are not foreign code, besides the function's own account."""
+    behaviour_levels: Mapping[str, str] = field(default_factory=dict)
+    """behaviour -> the most severe level it is reported at, or OFF."""
+    allowlist_hides_public: bool = False
+    """Whether an allowlisted principal's change that makes a function or layer public is excused too."""
     allowlist: tuple[AllowlistEntry, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -194,20 +253,48 @@ class RuleSettings:
         object.__setattr__(self, "allowlist", entries)
 
     @classmethod
-    def from_config(cls, allowlist: str | None, extra_actions: str | None) -> RuleSettings:
-        """Read the comma-separated ``ALLOWLIST_PATTERNS`` and ``EXTRA_ACTIONS`` settings.
+    def from_config(
+        cls,
+        allowlist: str | None,
+        *,
+        trusted_layer_accounts: str | None = None,
+        behaviour_severities: str | None = None,
+        allowlist_hides_public: str | None = None,
+    ) -> RuleSettings:
+        """Read ``ALLOWLIST_PATTERNS``, ``TRUSTED_LAYER_ACCOUNTS``, ``BEHAVIOUR_SEVERITIES`` and
+        ``ALLOWLIST_HIDES_PUBLIC``.
 
-        An unset allowlist means the default; an empty one means nobody is allowlisted. Extra actions may be
-        given with or without their API-version suffix. Raises SettingsError for a malformed entry or name.
+        An unset allowlist or trusted account list means the default; an empty one means nobody. Raises SettingsError,
+        naming the entry, for anything malformed.
         """
-        patterns = DEFAULT_ALLOWLIST_PATTERNS if allowlist is None else _split(allowlist)
-        extra = set()
-        for name in _split(extra_actions or ""):
-            action = action_of(name)
-            if action is None:
-                raise SettingsError(f"extra action {name!r} is not an action name (letters, optionally + API version)")
-            extra.add(action)
-        return cls(allowlist_patterns=patterns, actions=CRUD_ACTIONS | extra)
+        return cls(
+            allowlist_patterns=DEFAULT_ALLOWLIST_PATTERNS if allowlist is None else _split(allowlist),
+            trusted_layer_accounts=_read_accounts(trusted_layer_accounts),
+            behaviour_levels=_read_levels(behaviour_severities),
+            allowlist_hides_public=_read_flag("ALLOWLIST_HIDES_PUBLIC", allowlist_hides_public, False),
+        )
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> RuleSettings:
+        """The settings from the variables the function reads (``SETTING_VARIABLES``)."""
+        return cls.from_config(
+            environment.get("ALLOWLIST_PATTERNS"),
+            trusted_layer_accounts=environment.get("TRUSTED_LAYER_ACCOUNTS"),
+            behaviour_severities=environment.get("BEHAVIOUR_SEVERITIES"),
+            allowlist_hides_public=environment.get("ALLOWLIST_HIDES_PUBLIC"),
+        )
+
+    def as_logged(self) -> dict[str, Any]:
+        return {
+            "allowlist": [entry.as_logged() for entry in self.allowlist],
+            "trustedLayerAccounts": sorted(self.trusted_layer_accounts),
+            "behaviourSeverities": dict(self.behaviour_levels),
+            "allowlistHidesPublic": self.allowlist_hides_public,
+        }
+
+
+SETTING_VARIABLES = ("ALLOWLIST_PATTERNS", "TRUSTED_LAYER_ACCOUNTS", "BEHAVIOUR_SEVERITIES", "ALLOWLIST_HIDES_PUBLIC")
+"""The environment variables the rule's settings come from."""
 
 
 @dataclass(frozen=True)
@@ -279,36 +366,76 @@ def evaluate(
     if event_source != LAMBDA_EVENT_SOURCE:
         return Verdict("ignored", f"event source {event_source!r} is not {LAMBDA_EVENT_SOURCE}")
     event_name = _text(record.get("eventName")) or ""
-    action = action_of(event_name)
-    if action is None or action not in settings.actions:
-        return Verdict("ignored", f"{event_name!r} is not a watched Lambda write action")
+    # A name that is not <letters>[<API version>] is still a write the rule does not know: judged by its whole name.
+    action = action_of(event_name) or event_name
+    not_a_change = _not_a_change(record, action)
+    if not_a_change is not None:
+        return Verdict("ignored", f"{event_name!r} is {not_a_change}", action)
     principal = principal_identity(record.get("userIdentity"))
+    kind_of_caller = caller_kind(record.get("userIdentity"), record)
     outcome = "attempted" if record.get("errorCode") else "performed"
-    if detector is not None and any(_could_be(named, detector.function) for named in functions_named(record)):
+    on_detector = detector is not None and any(_could_be(named, detector.function) for named in functions_named(record))
+    if detector is not None and not on_detector and _is_canary_heartbeat(record, action, detector):
+        reason = f"{action} on the canary by its schedule: changes reach the detector"
+        return Verdict("heartbeat", reason, action, principal, caller_kind=kind_of_caller)
+    on_canary = detector is not None and _names_canary(record, detector)
+    graded = grade(record, action, settings.trusted_layer_accounts, detector=on_detector or on_canary)
+    severity: str = graded.severity
+    cap = settings.behaviour_levels.get(graded.behaviour)
+    if cap == OFF:
+        return Verdict("ignored", f"{action}: {graded.behaviour} is switched off by BEHAVIOUR_SEVERITIES", action)
+    if cap is not None and SEVERITIES.index(cap) < SEVERITIES.index(graded.severity):
+        severity = cap
+
+    def verdict(kind: VerdictKind, reason: str, channel: str | None = None) -> Verdict:
+        return Verdict(kind, reason, action, principal, channel, on_detector, graded, severity, kind_of_caller)
+
+    what = f"{action} ({graded.behaviour}, {severity})"
+    if on_detector:
         # Never allowlisted: the detector reads its allowlist from its own configuration, so the change that
         # rewrites the allowlist would otherwise be judged, and excused, by the rewritten one.
         who = principal or "a principal with no verifiable identity"
-        reason = f"{action} {outcome} on the detector itself by {who}: changes to the detector are always reported"
-        return Verdict("finding", reason, action, principal, changes_detector=True)
-    if detector is not None and _is_canary_heartbeat(record, action, detector):
-        reason = f"{action} on the canary by its schedule: changes reach the detector"
-        return Verdict("heartbeat", reason, action, principal)
+        return verdict("finding", f"{what} {outcome} on the detector itself by {who}: always reported")
     if principal is None:
-        return Verdict("finding", f"{action} by a principal with no verifiable identity", action, None)
+        return verdict("finding", f"{what} by a principal with no verifiable identity")
     unmet_channels = []
     for entry in settings.allowlist:
         if not matches_pattern(principal, entry.principal_pattern):
             continue
         unmet = entry.unmet_conditions(record)
         if not unmet:
-            return Verdict("allowlisted", f"{action} by {principal}, allowlisted by {entry.text!r}", action, principal)
+            if graded.public and not settings.allowlist_hides_public:
+                # A pipeline's credentials are the ones most worth stealing: going public is never excused by default.
+                reason = f"{what} by {principal}, allowlisted by {entry.text!r}, but public access is never allowlisted"
+                return verdict("finding", reason)
+            return verdict("allowlisted", f"{what} by {principal}, allowlisted by {entry.text!r}")
         unmet_channels.append(" and ".join(condition.unmet_in(record) for condition in unmet))
     if unmet_channels:
         # The principal is a trusted one used through another channel: say so first, it is what matters most.
         channel = " or ".join(unmet_channels)
-        reason = f"{principal} used without {channel}: {action} {outcome}, not allowlisted"
-        return Verdict("finding", reason, action, principal, channel)
-    return Verdict("finding", f"{action} {outcome} by {principal}, not allowlisted", action, principal)
+        return verdict("finding", f"{principal} used without {channel}: {what} {outcome}, not allowlisted", channel)
+    return verdict("finding", f"{what} {outcome} by {principal}, not allowlisted")
+
+
+def _not_a_change(record: Mapping[str, Any], action: str) -> str | None:
+    """Why a Lambda record is not a change to report (a read, a data event, a runtime call), or None if it is one.
+
+    Decided by what AWS writes (readOnly, eventCategory); only a record without readOnly (the field is optional in
+    CloudTrail's record contents) is judged by the operation's name, as Lambda's model names its reads.
+    """
+    read_only = record.get("readOnly")
+    if read_only is True or (not isinstance(read_only, bool) and action.startswith(READ_PREFIXES)):
+        return "a read"
+    if record.get("eventCategory") == "Data":
+        return "a data event"
+    return NOT_MANAGEMENT_WRITES.get(action)
+
+
+def _names_canary(record: Mapping[str, Any], detector: DetectorIdentity) -> bool:
+    if detector.canary_function_name is None:
+        return False
+    canary = FunctionRef(detector.function.account, detector.function.region, detector.canary_function_name)
+    return any(_could_be(named, canary) for named in functions_named(record))
 
 
 def functions_named(record: Mapping[str, Any]) -> tuple[FunctionRef, ...]:

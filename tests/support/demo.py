@@ -4,7 +4,8 @@ Starts moto as Security Hub and the function built by ``sam build`` under the La
 (see ``tests.support.local_runtime``), invokes the function once per event in events/, reads the findings back with
 GetFindings, and prints one row per event and the finding of the most telling event in full.
 
-Exits non-zero when an event does not get its expected verdict (events/expected-verdicts.csv), or when Security
+Exits non-zero when an event does not get its expected verdict, severity and behaviour
+(events/expected-verdicts.csv), or when Security
 Hub does not hold exactly the findings the function reported for the events that should produce one. Needs no
 AWS account: every process gets dummy credentials, and everything listens on 127.0.0.1 only.
 """
@@ -17,6 +18,7 @@ import re
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +63,20 @@ class Outcome:
         return INVALID if error.error_type == INVALID_EVENT_ERROR else f"error ({error.error_type})"
 
     @property
+    def actual_grade(self) -> tuple[str, str]:
+        """The severity and behaviour the function reported, empty where it reported none."""
+        payload = self.invocation.payload
+        if self.invocation.error is not None or not isinstance(payload, dict):
+            return "", ""
+        return str(payload.get("severity") or ""), str(payload.get("behaviour") or "")
+
+    @property
     def as_expected(self) -> bool:
-        return self.actual_verdict == self.case.expected_verdict
+        if self.actual_verdict != self.case.expected_verdict:
+            return False
+        if self.case.expected_verdict != "finding":
+            return True
+        return self.actual_grade == (self.case.expected_severity, self.case.expected_behaviour)
 
     @property
     def finding_id(self) -> str | None:
@@ -111,6 +125,7 @@ def run_demo(build_dir: Path, show_all_logs: bool) -> bool:
         print(
             f"\n==> The finding for {featured[0]}, in full:\n{printable_json(json.dumps(featured[1], indent=2, ensure_ascii=False))}"
         )
+    print_grade_counts(outcomes)
     verdicts_ok = all(outcome.as_expected for outcome in outcomes)
     findings_ok = print_finding_check(expected_finding_ids(outcomes), set(stored))
     print(f"\n{sum(outcome.as_expected for outcome in outcomes)} of {len(outcomes)} events got their expected verdict.")
@@ -134,6 +149,15 @@ def expected_finding_ids(outcomes: Sequence[Outcome]) -> set[str]:
         for outcome in outcomes
         if outcome.case.expected_verdict == "finding" and outcome.finding_id is not None
     }
+
+
+def print_grade_counts(outcomes: Sequence[Outcome]) -> None:
+    """Findings by severity and by behaviour: what the graded rule raised over the samples."""
+    graded = [outcome.actual_grade for outcome in outcomes if outcome.actual_verdict == "finding"]
+    by_severity = Counter(severity for severity, _ in graded)
+    by_behaviour = Counter(behaviour for _, behaviour in graded)
+    print("\nFindings by severity: " + ", ".join(f"{level} {count}" for level, count in by_severity.most_common()))
+    print("Findings by behaviour: " + ", ".join(f"{name} {count}" for name, count in by_behaviour.most_common()))
 
 
 def print_finding_check(expected: set[str], stored: set[str]) -> bool:
@@ -161,7 +185,7 @@ def featured_finding(outcomes: Sequence[Outcome], stored: Mapping[str, Any]) -> 
 
 # Table -------------------------------------------------------------------------------------------------------
 
-HEADER = ("EVENT", "ACTION", "PRINCIPAL", "EXPECTED", "ACTUAL", "")
+HEADER = ("EVENT", "ACTION", "PRINCIPAL", "EXPECTED", "ACTUAL", "SEVERITY", "BEHAVIOUR", "")
 
 
 def format_outcomes(outcomes: Sequence[Outcome], stored: Mapping[str, Any], show_all_logs: bool) -> str:
@@ -186,6 +210,8 @@ def _row(outcome: Outcome) -> tuple[str, ...]:
         _principal(record),
         outcome.case.expected_verdict,
         outcome.actual_verdict,
+        outcome.actual_grade[0] or "-",
+        outcome.actual_grade[1] or "-",
         OK if outcome.as_expected else MISMATCH,
     )
 
@@ -204,8 +230,10 @@ def _details(outcome: Outcome, stored: Mapping[str, Any]) -> list[str]:
     if finding is None:
         return [f"finding {finding_id} is NOT in Security Hub"]
     resource = (finding.get("Resources") or [{}])[0]
+    expected = f"{outcome.case.expected_severity} {outcome.case.expected_behaviour}"
     return [
         f"{finding.get('Severity', {}).get('Label')}  {finding.get('Title')}",
+        *([] if outcome.as_expected else [f"expected: {expected}"]),
         f"resource: {resource.get('Type')} {resource.get('Id')}",
         f"reason: {payload.get('reason')}",
     ]
