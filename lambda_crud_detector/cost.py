@@ -53,8 +53,10 @@ BILLED_MS_PER_INVOCATION = 100.0
 MEMORY_GB = 256 / 1024
 """The function's MemorySize in template.yaml: Lambda bills the configured memory, not the memory used."""
 LOG_BYTES_PER_INVOCATION = 1_500
-DETECTOR_ALARMS = 9
-"""The detector stack's alarms with the defaults (canary on, no topics)."""
+DETECTOR_ALARMS = 11
+"""The detector stack's alarms with the defaults (canary on, no topics): the function's errors, throttles, dropped
+events and destination failures, the rule's failed invocations and dead-letter failures, the two queues, the
+heartbeat, the flood and the implausible event time."""
 FORWARDER_ALARMS = 1
 DETECTOR_CUSTOM_METRICS = 4
 """Findings, Allowlisted, CanaryHeartbeat and ColdStart: the metrics a healthy detector emits every month."""
