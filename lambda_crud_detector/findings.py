@@ -68,6 +68,7 @@ class Row:
     account: str
     region: str
     severity: str
+    behaviour: str
 
 
 COLUMNS = {
@@ -78,6 +79,7 @@ COLUMNS = {
     "account": "ACCOUNT",
     "region": "REGION",
     "severity": "SEVERITY",
+    "behaviour": "BEHAVIOUR",
 }
 
 
@@ -239,6 +241,7 @@ def finding_row(finding: Mapping[str, Any]) -> Row:
         account=fields.get("recipientAccountId") or "-",
         region=fields.get("awsRegion") or "-",
         severity=str((finding.get("Severity") or {}).get("Label", "-")),
+        behaviour=fields.get("behaviour") or "-",
     )
 
 

@@ -55,6 +55,7 @@ def asff_finding(
             "principalArn": principal,
             "userIdentity.arn": caller,
             "functionArn": function_arn,
+            "behaviour": "new-code",
         },
     }
 
@@ -111,7 +112,17 @@ def test_table_shows_the_calls_account_and_region_not_the_detectors(
 ) -> None:
     assert viewer.main(["--region", "us-east-1", "--since", "4d"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["TIME", "(UTC)", "PRINCIPAL", "ACTION", "FUNCTION", "ACCOUNT", "REGION", "SEVERITY"]
+    assert lines[0].split() == [
+        "TIME",
+        "(UTC)",
+        "PRINCIPAL",
+        "ACTION",
+        "FUNCTION",
+        "ACCOUNT",
+        "REGION",
+        "SEVERITY",
+        "BEHAVIOUR",
+    ]
     assert len(lines) == 4
     engineer = lines[1].split()  # the oldest of the three
     assert engineer[2:] == [
@@ -121,6 +132,7 @@ def test_table_shows_the_calls_account_and_region_not_the_detectors(
         "444455556666",
         "us-east-2",
         "HIGH",
+        "new-code",
     ]
     assert DETECTOR_ACCOUNT not in "\n".join(lines)
     assert lines[1].startswith((NOW - timedelta(days=3)).strftime("%Y-%m-%d %H:%M"))
