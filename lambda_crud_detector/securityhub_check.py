@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         region = arguments.region or session.region_name
         if not region:
             raise NoRegionError()
-        identity = session.client("sts", region_name=region).get_caller_identity()
+        # A local Security Hub (moto) answers STS on the same endpoint: the check never leaves it for AWS's STS.
+        identity = session.client("sts", region_name=region, endpoint_url=arguments.endpoint_url).get_caller_identity()
         account, partition = identity["Account"], identity["Arn"].split(":", 2)[1]
         client = session.client("securityhub", region_name=region, endpoint_url=arguments.endpoint_url)
     except (BotoCoreError, ClientError) as error:

@@ -22,8 +22,16 @@ ENVIRONMENT_KEY = "AKIAENVIRONMENTKEY01"
 CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 
 
+CALLER_IDENTITY = (
+    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+    "<Arn>arn:aws:iam::111122223333:user/analyst</Arn><UserId>AIDAEXAMPLE</UserId><Account>111122223333</Account>"
+    "</GetCallerIdentityResult></GetCallerIdentityResponse>"
+)
+
+
 class RecordingSecurityHub(ThreadingHTTPServer):
-    """Answers every request as an empty GetFindings page, and keeps each request's Authorization header."""
+    """Answers STS's GetCallerIdentity, and every other request as an empty Security Hub page; keeps each request's
+    Authorization header."""
 
     def __init__(self) -> None:
         self.authorizations: list[str] = []
@@ -38,11 +46,14 @@ class _RecordingHandler(BaseHTTPRequestHandler):
     server: RecordingSecurityHub
 
     def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.authorizations.append(self.headers.get("Authorization", ""))
-        body = json.dumps({"Findings": []}).encode()
+        if b"Action=GetCallerIdentity" in request:  # STS's query protocol answers in XML
+            body, content_type = CALLER_IDENTITY.encode(), "text/xml"
+        else:
+            body, content_type = json.dumps({"Findings": [], "FailedCount": 0}).encode(), "application/json"
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -118,3 +129,21 @@ def test_make_findings_without_credentials_says_how_to_get_some(
     assert completed.returncode != 0
     assert "no AWS credentials found" in completed.stderr
     assert security_hub.authorizations == []
+
+
+def test_make_securityhub_check_signs_every_call_with_the_named_profile_and_stays_on_the_endpoint(
+    security_hub: RecordingSecurityHub, profile_files: dict[str, str]
+) -> None:
+    completed = run_make(
+        "securityhub-check",
+        ["--endpoint-url", security_hub.url, "--wait", "0"],
+        {**profile_files, "AWS_PROFILE": PROFILE},
+    )
+    # The recording endpoint never shows the test finding: the check runs to its end, says so, and fails.
+    assert "imported (BatchImportFindings): yes" in completed.stdout, completed.stdout + completed.stderr
+    assert "archived (RecordState ARCHIVED): yes" in completed.stdout
+    assert completed.returncode != 0
+    # STS and Security Hub alike: the profile's key and Region, and no call left for AWS's own endpoints.
+    services = {signature["service"] for signature in signatures(security_hub)}
+    assert services == {"sts", "securityhub"}
+    assert {(s["key"], s["region"]) for s in signatures(security_hub)} == {(PROFILE_KEY, PROFILE_REGION)}
