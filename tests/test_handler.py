@@ -13,9 +13,9 @@ from unittest import mock
 
 import pytest
 
-from app import Detector
+from app import FOLD_IMPORT_ATTEMPTS, Detector
 from cloudtrail import InvalidEventError
-from publisher import PublishError
+from publisher import MAX_ATTEMPTS, PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
 from tests.support.cases import INVALID, PROJECT_ROOT, load_cases
@@ -285,3 +285,17 @@ def test_the_handler_module_rebinds_no_global() -> None:
     """State lives on the Detector: a ``global`` statement would let an invocation rebuild what the first one set."""
     tree = ast.parse((DETECTOR_SOURCES / "app.py").read_text(encoding="utf-8"))
     assert [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global | ast.Nonlocal | ast.Assert)] == []
+
+
+def test_folds_are_imported_with_fewer_attempts_so_that_a_throttled_fold_holds_no_invocation(
+    detector: Detector, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", "https://elsewhere.example")
+    deployment = detector.deployment(lambda_context)
+    attempts = {
+        name: client.meta.config.retries["total_max_attempts"]
+        for name, client in (("own", deployment.publisher._client), ("folds", deployment.fold_publisher._client))
+    }
+    assert attempts == {"own": MAX_ATTEMPTS, "folds": FOLD_IMPORT_ATTEMPTS} and FOLD_IMPORT_ATTEMPTS < MAX_ATTEMPTS
+    # Deployed, as the main publisher (tests/test_endpoint_config.py), it ignores the endpoint it is told.
+    assert deployment.fold_publisher._client.meta.endpoint_url == "https://securityhub.us-east-1.amazonaws.com"

@@ -115,7 +115,8 @@ class Detector:
     """The detector of one execution environment: its settings, read once when it is built, and where it runs,
     decided once, on its first invocation (only the invoked function's ARN can tell a local run from a deployed one).
 
-    ``clock`` is the detector's time, replaceable so that the flood benchmark can run on simulated time.
+    ``lambda_handler`` is its entry point. ``clock`` is its time, replaceable so that the flood benchmark can run on
+    simulated time.
     """
 
     def __init__(self, environ: Mapping[str, str], clock: Callable[[], datetime] = utc_now) -> None:
