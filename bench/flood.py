@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def simulated_botocore_sleep(clock: SimulatedClock) -> Iterator[None]:
 def run_flood(
     detector: Any, context: Any, calls: int, seconds: float, real_function: str = "payments-api"
 ) -> FloodResult:
-    """The flood through ``detector`` (the handler module, on a strict mocked Security Hub); the real finding is a
+    """The flood through ``detector`` (an ``app.Detector``, on a strict mocked Security Hub); the real finding is a
     change to ``real_function``."""
     import boto3
 
@@ -165,7 +165,7 @@ def run_flood(
     clock = SimulatedClock(start.replace(minute=0, second=0, microsecond=0))
     real_index = calls // 2
     real_delay, errors = None, 0
-    original_clock = getattr(detector, "clock", None)  # a detector without a clock of its own reads the machine's
+    original_clock = detector.clock
     detector.clock = clock.now
     try:
         with strict_securityhub.rate_limited(clock) as rate, simulated_botocore_sleep(clock):
@@ -187,8 +187,7 @@ def run_flood(
         detector.clock = original_clock
     client = boto3.client("securityhub", region_name=REGION)
     stored = sum(len(page["Findings"]) for page in client.get_paginator("get_findings").paginate())
-    folder = getattr(detector, "folder", None)
-    folded = sum(fold.count for fold in folder.folds()) if folder is not None else 0
+    folded = sum(fold.count for fold in detector.folder.folds())
     return FloodResult(
         calls=calls,
         seconds=seconds,
@@ -203,8 +202,8 @@ def run_flood(
     )
 
 
-def _detector_in_this_process() -> tuple[ModuleType, Any]:
-    """The handler module as Lambda would load it, on a strict mocked Security Hub, quiet on stdout."""
+def _detector_in_this_process() -> tuple[Any, Any]:
+    """A detector as a new container builds it, on a strict mocked Security Hub, quiet on stdout."""
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -223,7 +222,7 @@ def _detector_in_this_process() -> tuple[ModuleType, Any]:
     from tests.support import strict_securityhub
 
     strict_securityhub.install()
-    import app
+    from app import Detector
 
     context = SimpleNamespace(
         invoked_function_arn=FUNCTION_ARN,
@@ -235,7 +234,7 @@ def _detector_in_this_process() -> tuple[ModuleType, Any]:
         log_stream_name="2026/12/06/[$LATEST]benchflood",
         get_remaining_time_in_millis=lambda: 30_000,
     )
-    return app, context
+    return Detector(os.environ), context
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@
    and creating a Security Hub client from source (the same package without its bytecode) in the same kind of
    process. The time is taken inside the process, so interpreter start-up is left out. /var/task is read-only in
    Lambda, so the processes here may not write bytecode either: a module without shipped bytecode is compiled at
-   every cold start. Also shown: the handler from source.
+   every cold start. Also shown: the handler from source; and the import followed by the first invocation, to an
+   allowlisted verdict (which needs no AWS client) and to a finding (Security Hub answered locally, as in 2).
 2. Warm CPU per invocation: the handler over the sample events against a handler that only sends the finding
    the detector would send, prebuilt, through boto3's default client; Security Hub answers locally, after botocore
    has validated, serialized and signed the call (bench/lambda_worker.py).
@@ -70,6 +71,7 @@ print("\\nimport-seconds", time.perf_counter() - _wall, time.process_time() - _c
 SUBPROCESS_TIMEOUT_SECONDS = 900
 GROWTH_ALLOWANCE_KIB = 1024
 COLD_START_TARGET = 0.65
+ALLOWLISTED_COLD_START_TARGET = 0.30
 WARM_CPU_TARGET = 1.50
 BACKTEST_TARGET = 1.00
 
@@ -241,6 +243,37 @@ def run_in_lambda_process(name: str, arguments: Sequence[str], task_root: Path, 
 BASELINE = "boto3 + Security Hub client, from source"
 DETECTOR = "detector, as built"
 DETECTOR_FROM_SOURCE = "detector, from source"
+DETECTOR_TO_ALLOWLISTED = "detector to an allowlisted verdict, as built"
+DETECTOR_TO_FINDING = "detector to a finding, as built"
+FIRST_INVOCATION = """\
+import {module}
+class _Context:
+    invoked_function_arn = {arn!r}
+    function_name = {name!r}
+    function_version = "$LATEST"
+    memory_limit_in_mb = {memory}
+    aws_request_id = "5d9b0a6e-1f1c-4a42-9d8e-6b8c2f3a7e11"
+    log_group_name = "/aws/lambda/" + function_name
+    log_stream_name = "2026/11/27/[$LATEST]0123456789abcdef"
+    def get_remaining_time_in_millis(self):
+        return 120_000
+{before}
+_answer = {module}.{handler}({event!r}, _Context())
+assert _answer["verdict"] == {verdict!r}, _answer
+"""
+ANSWER_SECURITY_HUB_LOCALLY = """\
+import boto3
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+class _Body:
+    def stream(self, *args, **kwargs):
+        yield b'{"FailedCount":0,"SuccessCount":1,"FailedFindings":[]}'
+def _answer_locally(request, **kwargs):
+    return AWSResponse(request.url, 200, HTTPHeaders.from_dict({"Content-Type": "application/json"}), _Body())
+boto3.setup_default_session()
+boto3.DEFAULT_SESSION.events.register("before-send.securityhub", _answer_locally)
+"""
+"""Security Hub's answer without the network, as bench/lambda_worker.py gives it: botocore still validates,
+serializes and signs the call."""
 
 
 def time_import(statements: str, task_root: Path) -> tuple[float, float]:
@@ -277,6 +310,8 @@ def measure_cold_start(artifact: Path, function: Mapping[str, Any], runs: int, s
         BASELINE: (BASELINE_IMPORT, source),
         DETECTOR: (detector_import, artifact),
         DETECTOR_FROM_SOURCE: (detector_import, source),
+        DETECTOR_TO_ALLOWLISTED: (first_invocation(function, "allowlisted"), artifact),
+        DETECTOR_TO_FINDING: (first_invocation(function, "finding", ANSWER_SECURITY_HUB_LOCALLY), artifact),
     }
     names = list(variants)
     timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
@@ -287,10 +322,39 @@ def measure_cold_start(artifact: Path, function: Mapping[str, Any], runs: int, s
     return ColdStart(runs, timings)
 
 
+def first_invocation(function: Mapping[str, Any], verdict: str, before: str = "") -> str:
+    """Statements that import the handler and invoke it once with the first sample event that gets ``verdict``
+    under the function's default settings, failing unless it does; ``before`` runs between the two."""
+    module, handler = str(function["Handler"]).rsplit(".", 1)
+    judge = rule_judge(function)
+    event = next(
+        case.event
+        for case in load_cases()
+        if case.expected_verdict != INVALID and judge(case.event["detail"]) == verdict
+    )
+    return FIRST_INVOCATION.format(
+        module=module,
+        handler=handler,
+        arn=function_arn(function),
+        name=str(function.get("FunctionName", FUNCTION_ID)),
+        memory=int(function.get("MemorySize", 128)),
+        before=before,
+        event=event,
+        verdict=verdict,
+    )
+
+
 def cold_start_section(cold: ColdStart) -> Section:
     rows = [
         comparison_row("cold start: import handler module", cold.compared(DETECTOR), ms, COLD_START_TARGET),
         comparison_row("cold start: the same without bytecode", cold.compared(DETECTOR_FROM_SOURCE), ms),
+        comparison_row(
+            "cold start to an allowlisted verdict",
+            cold.compared(DETECTOR_TO_ALLOWLISTED),
+            ms,
+            ALLOWLISTED_COLD_START_TARGET,
+        ),
+        comparison_row("cold start to a finding", cold.compared(DETECTOR_TO_FINDING), ms, COLD_START_TARGET),
     ]
     details = [f"Cold start, {cold.runs} interleaved runs per variant (wall time inside the process; CPU time):"]
     for name in cold.timings:
@@ -299,7 +363,7 @@ def cold_start_section(cold: ColdStart) -> Section:
             f"  {name:<48} median {ms(statistics.median(wall)):>8}  min {ms(min(wall)):>8}  max {ms(max(wall)):>8}"
             f"  CPU median {ms(statistics.median(cpu)):>8}"
         )
-    for subject in (DETECTOR, DETECTOR_FROM_SOURCE):
+    for subject in (DETECTOR, DETECTOR_FROM_SOURCE, DETECTOR_TO_ALLOWLISTED, DETECTOR_TO_FINDING):
         cpu_summary = cold.compared(subject, cpu=True).summary().removeprefix("ratio: ")
         details.append(f"  {subject}: wall {cold.compared(subject).summary()}; CPU {cpu_summary}")
     return Section(rows, details)

@@ -340,14 +340,15 @@ class Importer:
 def security_hub_importer(session: Any) -> tuple[Importer, Any]:
     """An importer for the caller's own account and Region, and that account as the detector's."""
     from finding import DetectorAccount
-    from publisher import SECURITY_HUB_CLIENT_CONFIG, FindingPublisher
+    from publisher import FindingPublisher, client_config
 
     if not session.region_name:
         raise ValueError("no AWS Region to import into: set AWS_REGION or configure a Region")
     identity = session.client("sts").get_caller_identity()
     partition = identity["Arn"].split(":")[1]
     detector = DetectorAccount(identity["Account"], partition, session.region_name)
-    client = session.client("securityhub", config=SECURITY_HUB_CLIENT_CONFIG)
+    # The detector's retries and timeouts; run by the user, it honours the endpoint their configuration names.
+    client = session.client("securityhub", config=client_config(local=True))
     return Importer(FindingPublisher(client)), detector
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -56,6 +54,7 @@ SAMPLE_RULE_SETTINGS = RuleSettings.from_environment(os.environ)
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402  (imported before the handler so its client is mockable)
 
+from app import Detector, logger  # noqa: E402
 from tests.support import strict_securityhub  # noqa: E402
 
 # Every mocked Security Hub in the tests judges imports as AWS does: limits, accounts, UpdatedAt.
@@ -91,15 +90,18 @@ def security_hub() -> Iterator[Any]:
         yield boto3.client("securityhub", region_name="us-east-1")
 
 
-@pytest.fixture
-def detector(security_hub: Any) -> ModuleType:
-    """The handler module, freshly imported as in a new container, talking to the mocked Security Hub."""
+def new_detector() -> Detector:
+    """A detector as a new container builds it, from the environment as it is now."""
     from aws_lambda_powertools.metrics.provider import cold_start
 
-    import app
-
     cold_start.reset_cold_start_flag()  # Powertools keeps it per process; a new container starts cold
-    return importlib.reload(app)
+    return Detector(os.environ)
+
+
+@pytest.fixture
+def detector(security_hub: Any) -> Detector:
+    """The detector as a new container builds it, talking to the mocked Security Hub."""
+    return new_detector()
 
 
 def stored_findings(client: Any) -> list[dict[str, Any]]:
@@ -110,7 +112,7 @@ def stored_findings(client: Any) -> list[dict[str, Any]]:
     return findings
 
 
-def json_log_lines(caplog: pytest.LogCaptureFixture, detector: ModuleType) -> list[dict[str, Any]]:
+def json_log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     """The handler's log lines as Lambda would record them, formatted by its own Powertools formatter."""
-    formatter = detector.logger.registered_formatter
-    return [json.loads(formatter.format(record)) for record in caplog.records if record.name == detector.logger.name]
+    formatter = logger.registered_formatter
+    return [json.loads(formatter.format(record)) for record in caplog.records if record.name == logger.name]

@@ -9,16 +9,15 @@ A malformed allowlist stops the function at start-up, naming the entry; the temp
 from __future__ import annotations
 
 import copy
-import importlib
 import re
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from app import Detector
 from rule import RuleSettings, SettingsError, evaluate
 from tests.asff import assert_valid_finding
-from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
+from tests.conftest import FakeLambdaContext, json_log_lines, new_detector, stored_findings
 from tests.support.cases import load_cases
 from tests.support.cloudformation import TEMPLATE_PATH, load_template
 
@@ -317,24 +316,24 @@ def test_well_formed_entries_are_understood_as_written() -> None:
 
 
 def test_the_handler_refuses_to_start_with_a_malformed_allowlist(
-    detector: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    detector: Detector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ALLOWLIST_PATTERNS", "arn:aws:iam::123456789012:role/DeployRole;bogusKey=x")
     with pytest.raises(SettingsError, match=re.escape("'arn:aws:iam::123456789012:role/DeployRole;bogusKey=x'")):
-        importlib.reload(detector)
+        new_detector()
     refusals = [record for record in caplog.records if record.getMessage().startswith("Refusing to start")]
     assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
     assert "bogusKey" in refusals[0].getMessage()
 
 
 def test_the_handler_logs_the_allowlist_as_understood_at_cold_start(
-    detector: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    detector: Detector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ALLOWLIST_PATTERNS", f"{DEPLOY_ROLE};invokedBy={CFN},*:user/alice")
     monkeypatch.setenv("TRUSTED_LAYER_ACCOUNTS", "444455556666")
     monkeypatch.setenv("BEHAVIOUR_SEVERITIES", "other-write=LOW")
-    started = importlib.reload(detector)
-    (line,) = [line for line in json_log_lines(caplog, started) if line["message"] == "Rule settings"]
+    new_detector()
+    (line,) = [line for line in json_log_lines(caplog) if line["message"] == "Rule settings"]
     assert line["level"] == "INFO"
     assert line["allowlist"] == [{"principal": DEPLOY_ROLE, "invokedBy": CFN}, {"principal": "*:user/alice"}]
     assert line["trustedLayerAccounts"] == ["444455556666"]
@@ -343,10 +342,10 @@ def test_the_handler_logs_the_allowlist_as_understood_at_cold_start(
 
 
 def test_a_finding_for_a_role_used_outside_its_channel_tells_the_analyst(
-    detector: ModuleType, monkeypatch: pytest.MonkeyPatch, security_hub: Any
+    detector: Detector, monkeypatch: pytest.MonkeyPatch, security_hub: Any
 ) -> None:
     monkeypatch.setenv("ALLOWLIST_PATTERNS", f"{DEPLOY_ROLE};invokedBy={CFN}")
-    started = importlib.reload(detector)
+    started = new_detector()
     event = copy.deepcopy(
         next(case.event for case in load_cases() if case.file == "spoofed-deployrole-session-name.json")
     )

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -30,6 +29,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 import rule
+from app import Detector
 from bench import backtest as bench_backtest
 from lambda_crud_detector import backtest
 from lambda_crud_detector.trail_judge import Judge, JudgeConfig, channel
@@ -108,7 +108,7 @@ def trail(tmp_path: Path) -> Path:
 # The live rule, record by record -------------------------------------------------------------------------------
 
 
-def handler_results(detector: ModuleType, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def handler_results(detector: Detector, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the deployed handler answers for each record, delivered as EventBridge delivers it."""
     results = []
     for index, record in enumerate(records):
@@ -128,7 +128,7 @@ def handler_results(detector: ModuleType, records: list[dict[str, Any]]) -> list
 
 
 def test_counts_and_ids_equal_what_the_handler_decides_record_by_record(
-    trail: Path, detector: ModuleType, security_hub: Any
+    trail: Path, detector: Detector, security_hub: Any
 ) -> None:
     status, report = run_json(["--path", str(trail), "--workers", "1"])
 

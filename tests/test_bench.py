@@ -34,6 +34,8 @@ TINY = bench.BenchSettings(
 EVERY_ROW = (
     "cold start: import handler module",
     "cold start: the same without bytecode",
+    "cold start to an allowlisted verdict",
+    "cold start to a finding",
     "warm invocation: CPU per event",
     "peak RSS over 30 warm invocations",
     "RSS growth, invocation 12 → 30",
@@ -106,13 +108,20 @@ def test_harness_bench_cold_start_figures(artifact: Path, function: dict[str, An
     runs = 2
     cold = bench.measure_cold_start(artifact, function, runs, tmp_path)
 
-    assert set(cold.timings) == {bench.BASELINE, bench.DETECTOR, bench.DETECTOR_FROM_SOURCE}
-    for subject in (bench.DETECTOR, bench.DETECTOR_FROM_SOURCE):
+    subjects = (
+        bench.DETECTOR,
+        bench.DETECTOR_FROM_SOURCE,
+        bench.DETECTOR_TO_ALLOWLISTED,
+        bench.DETECTOR_TO_FINDING,
+    )
+    assert set(cold.timings) == {bench.BASELINE, *subjects}
+    for subject in subjects:
         assert_paired_figures_present(cold.compared(subject), runs)
         assert all(cpu > 0 for cpu in cold.seconds(subject, cpu=True))
     rows, details = bench.cold_start_section(cold)
-    assert [row.measure for row in rows] == list(EVERY_ROW[:2])
-    assert rows[0].target == "≤ 0.65" and rows[0].ok in ("yes", "NO")
+    assert [row.measure for row in rows] == list(EVERY_ROW[:4])
+    assert rows[0].target == rows[3].target == "≤ 0.65" and rows[2].target == "≤ 0.30"
+    assert all(row.ok in ("yes", "NO") for row in (rows[0], rows[2], rows[3]))
     assert rows[1].ok == "info"
     # The baseline ran from a copy without bytecode, the detector from the artifact as given.
     assert not list((tmp_path / "source").rglob("*.pyc"))
@@ -140,7 +149,7 @@ def test_harness_bench_warm_cpu_figures(artifact: Path, function: dict[str, Any]
     calls = warm.security_hub_calls
     assert calls["detector"] == calls["baseline"] > 0
     rows, details = bench.warm_cpu_section(warm)
-    assert [row.measure for row in rows] == [EVERY_ROW[2]] and rows[0].target == "≤ 1.50"
+    assert [row.measure for row in rows] == [EVERY_ROW[4]] and rows[0].target == "≤ 1.50"
     assert f"detector {calls['detector']:,}" in details[0]
 
 
@@ -155,7 +164,7 @@ def test_harness_bench_memory_figures(artifact: Path, function: dict[str, Any]) 
         assert use.security_hub_calls > 0
     assert memory["detector"].security_hub_calls == memory["baseline"].security_hub_calls
     rows, _ = bench.memory_section(memory, TINY)
-    assert [row.measure for row in rows] == list(EVERY_ROW[3:5])
+    assert [row.measure for row in rows] == list(EVERY_ROW[5:7])
 
 
 def test_harness_bench_memory_rows_compare_peaks_and_flag_growth() -> None:
@@ -209,12 +218,12 @@ def test_harness_bench_package_rows_give_the_ratio_of_known_sizes() -> None:
     )
     unzipped, zipped = bench.package_section(sizes).rows
     assert (unzipped.measure, unzipped.subject, unzipped.baseline, unzipped.ratio) == (
-        EVERY_ROW[5],
+        EVERY_ROW[7],
         "3.0 MiB",
         "2.0 MiB",
         "1.50",
     )
-    assert (zipped.measure, zipped.ratio, zipped.ok) == (EVERY_ROW[6], "0.50", "info")
+    assert (zipped.measure, zipped.ratio, zipped.ok) == (EVERY_ROW[8], "0.50", "info")
 
 
 def test_harness_bench_synthetic_mix_is_deterministic_and_realistic() -> None:
@@ -248,7 +257,7 @@ def test_harness_bench_pattern_cost_counts_what_is_delivered_against_what_is_in_
 def test_harness_bench_pattern_rows_of_known_counts() -> None:
     exact = bench_pattern.PatternCost(events=500, matched=300, in_scope=300, wasted=0, missed=0, allowlisted=20)
     rows = bench.pattern_rows(exact)
-    assert [row.measure.strip() for row in rows] == list(EVERY_ROW[7:10])
+    assert [row.measure.strip() for row in rows] == list(EVERY_ROW[9:12])
     assert [(row.subject, row.ok) for row in rows] == [("600.0", "yes"), ("0.0", "yes"), ("0.0", "yes")]
     assert (rows[0].baseline, rows[0].ratio) == ("600.0 in scope", "1.00")
 

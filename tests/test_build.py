@@ -31,6 +31,8 @@ import json, sys
 from types import SimpleNamespace
 
 import app
+
+sdk_on_import = sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore"))
 from botocore.stub import Stubber
 
 result_file, events_dir = sys.argv[1], sys.argv[2]
@@ -44,7 +46,8 @@ context = SimpleNamespace(
     log_stream_name="probe",
 )
 verdicts = {}
-with Stubber(app.publisher._client) as security_hub:
+publisher = app.detector.deployment(context).publisher
+with Stubber(publisher._client) as security_hub:
     security_hub.add_response("batch_import_findings", {"FailedCount": 0, "SuccessCount": 1, "FailedFindings": []})
     for name in ("update-function-code-by-iam-user.json", "deploy-role-cicd-session.json",
                  "invoke-data-event.json"):
@@ -60,7 +63,8 @@ with open(result_file, "w", encoding="utf-8") as handle:
         "no_site": sys.flags.no_site,
         "path": sys.path,
         "files": {name: sys.modules[name].__file__ for name in modules},
-        "endpoint": app.publisher._client.meta.endpoint_url,
+        "endpoint": publisher._client.meta.endpoint_url,
+        "sdk_on_import": sdk_on_import,
         "verdicts": verdicts,
     }, handle)
 """
@@ -117,6 +121,7 @@ def test_build_is_pure_python_so_either_architecture_runs_it(built_function: Pat
 # Counts the modules compiled from source while the handler is imported; a valid .pyc is loaded without compiling.
 COMPILE_PROBE = r"""
 import importlib.machinery, json, sys
+from types import SimpleNamespace
 
 compiled = []
 compile_source = importlib.machinery.SourceFileLoader.source_to_code
@@ -127,6 +132,8 @@ def counting_source_to_code(self, data, path, *args, **kwargs):
 
 importlib.machinery.SourceFileLoader.source_to_code = counting_source_to_code
 import app
+# Its Security Hub client, as the first finding creates it.
+app.detector.deployment(SimpleNamespace(invoked_function_arn=sys.argv[1], log_stream_name="probe")).publisher
 print(json.dumps({"compiled": compiled, "modules": sorted(sys.modules)}))
 """
 
@@ -182,7 +189,8 @@ def run_in_clean_interpreter(artifact: Path, run_dir: Path, *argv: str) -> subpr
 
 @pytest.mark.slow
 def test_importing_the_handler_from_the_artifact_compiles_nothing(built_function: Path, tmp_path: Path) -> None:
-    completed = run_in_clean_interpreter(built_function / FUNCTION_ID, tmp_path, "-c", COMPILE_PROBE)
+    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lambda-crud-detector"
+    completed = run_in_clean_interpreter(built_function / FUNCTION_ID, tmp_path, "-c", COMPILE_PROBE, function_arn)
     assert completed.returncode == 0, completed.stderr
     probe = json.loads(completed.stdout.splitlines()[-1])
     assert {"app", "botocore.client", "aws_lambda_powertools.metrics"} <= set(probe["modules"])
@@ -204,6 +212,9 @@ def test_artifact_imports_and_runs_in_a_clean_interpreter(built_function: Path, 
     outside = {name: file for name, file in probe["files"].items() if not Path(file).is_relative_to(artifact)}
     assert outside == {}, "imported from outside the artifact"
     assert probe["endpoint"] == f"https://securityhub.{REGION}.amazonaws.com"  # the artifact's botocore, empty variable
+    # Importing the handler loads no SDK: a client is created when a finding first needs one. Powertools imports the
+    # bare botocore package (its __init__ only) to register its user-agent hook; nothing else of boto3 or botocore.
+    assert probe["sdk_on_import"] == ["botocore"]
     assert probe["verdicts"] == {
         "update-function-code-by-iam-user.json": "finding",
         "deploy-role-cicd-session.json": "allowlisted",

@@ -8,18 +8,17 @@ request is sent: each client's resolved endpoint is inspected.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 
+from app import ConfigurationTamperedError, Detector
 from publisher import EMULATOR_ACCOUNT_ID, INTERCEPTION_VARIABLES, runs_locally, security_hub_client
-from tests.conftest import DETECTOR_FUNCTION_ARN, FakeLambdaContext, json_log_lines
+from tests.conftest import DETECTOR_FUNCTION_ARN, FakeLambdaContext, json_log_lines, new_detector
 from tests.support.cases import load_cases
 from tests.support.cloudformation import FUNCTION_ID, TEMPLATE_PATH, load_template
 
@@ -130,59 +129,60 @@ IGNORED_EVENT = next(case.event for case in load_cases() if case.expected_verdic
 
 
 @pytest.fixture
-def detector_started(detector: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+def detector_started(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Detector]:
     """The handler as a new container starts it, with the variables given."""
 
-    def start_with(**variables: str) -> ModuleType:
+    def start_with(**variables: str) -> Detector:
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
-        return importlib.reload(detector)
+        return new_detector()
 
     return start_with
 
 
-def warnings_logged(caplog: pytest.LogCaptureFixture, detector: ModuleType) -> list[dict[str, Any]]:
-    return [line for line in json_log_lines(caplog, detector) if line["level"] == "WARNING"]
+def warnings_logged(caplog: pytest.LogCaptureFixture, detector: Detector) -> list[dict[str, Any]]:
+    return [line for line in json_log_lines(caplog) if line["level"] == "WARNING"]
 
 
 def test_a_deployed_detector_sends_to_the_real_endpoint_whatever_it_is_told_and_warns_once(
-    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture
+    detector_started: Callable[..., Detector], caplog: pytest.LogCaptureFixture
 ) -> None:
     detector = detector_started(AWS_SAM_LOCAL="true", AWS_ENDPOINT_URL=ELSEWHERE, **{ENDPOINT_VARIABLE: ELSEWHERE})
     for _ in range(2):
         detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
-    assert detector.publisher._client.meta.endpoint_url == real_endpoint("us-east-1")
+    assert detector.deployment(FakeLambdaContext()).publisher._client.meta.endpoint_url == real_endpoint("us-east-1")
     [warning] = warnings_logged(caplog, detector)
     assert warning["ignoredVariables"] == [ENDPOINT_VARIABLE, "AWS_ENDPOINT_URL"]
 
 
 def test_a_local_detector_sends_to_the_endpoint_it_is_given(
-    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture
+    detector_started: Callable[..., Detector], caplog: pytest.LogCaptureFixture
 ) -> None:
     detector = detector_started(AWS_SAM_LOCAL="true", AWS_ENDPOINT_URL_SECURITYHUB=ELSEWHERE)
-    detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext(invoked_function_arn=EMULATOR_FUNCTION_ARN))
-    assert detector.publisher._client.meta.endpoint_url == ELSEWHERE
+    emulated = FakeLambdaContext(invoked_function_arn=EMULATOR_FUNCTION_ARN)
+    detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), emulated)
+    assert detector.deployment(emulated).publisher._client.meta.endpoint_url == ELSEWHERE
     assert warnings_logged(caplog, detector) == []
 
 
 def test_without_an_override_nothing_is_logged_about_endpoints(
-    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture
+    detector_started: Callable[..., Detector], caplog: pytest.LogCaptureFixture
 ) -> None:
     detector = detector_started(AWS_ENDPOINT_URL_SECURITYHUB="")
     detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
-    assert detector.publisher._client.meta.endpoint_url == real_endpoint("us-east-1")
+    assert detector.deployment(FakeLambdaContext()).publisher._client.meta.endpoint_url == real_endpoint("us-east-1")
     assert warnings_logged(caplog, detector) == []
 
 
 def test_a_deployed_detector_in_source_mode_assumes_roles_and_imports_on_the_real_endpoints(
-    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture
+    detector_started: Callable[..., Detector], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The findings role's credentials come from STS, and findings go to other accounts' Security Hub: an endpoint
     override on either would hand an attacker the credentials or the findings."""
     overrides = {"AWS_ENDPOINT_URL": ELSEWHERE, "AWS_ENDPOINT_URL_STS": ELSEWHERE, ENDPOINT_VARIABLE: ELSEWHERE}
     detector = detector_started(FINDINGS_ACCOUNT="source", FINDINGS_ROLE_NAME="Findings", **overrides)
     detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
-    publishers = detector.member_publishers
+    publishers = detector.deployment(FakeLambdaContext()).member_publishers
     sts_client = publishers._assume_role.__self__
     member_client = publishers._create_client(aws_access_key_id="a", aws_secret_access_key="b", aws_session_token="c")
     assert sts_client.meta.endpoint_url == "https://sts.us-east-1.amazonaws.com"
@@ -193,17 +193,17 @@ def test_a_deployed_detector_in_source_mode_assumes_roles_and_imports_on_the_rea
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "AWS_CA_BUNDLE"])
 def test_a_deployed_detector_whose_traffic_could_be_intercepted_judges_nothing_and_says_why(
-    detector_started: Callable[..., ModuleType], caplog: pytest.LogCaptureFixture, variable: str
+    detector_started: Callable[..., Detector], caplog: pytest.LogCaptureFixture, variable: str
 ) -> None:
     detector = detector_started(**{variable: "http://interceptor.example:3128"})
     for _ in range(2):  # every event, not only the first of the container
-        with pytest.raises(detector.ConfigurationTamperedError, match=variable):
+        with pytest.raises(ConfigurationTamperedError, match=variable):
             detector.lambda_handler(copy.deepcopy(IGNORED_EVENT), FakeLambdaContext())
-    errors = [line for line in json_log_lines(caplog, detector) if line["level"] == "ERROR"]
+    errors = [line for line in json_log_lines(caplog) if line["level"] == "ERROR"]
     assert len(errors) == 2 and all(line["interceptionVariables"] == [variable] for line in errors)
 
 
-def test_a_local_detector_may_run_behind_a_proxy(detector_started: Callable[..., ModuleType]) -> None:
+def test_a_local_detector_may_run_behind_a_proxy(detector_started: Callable[..., Detector]) -> None:
     detector = detector_started(AWS_SAM_LOCAL="true", HTTPS_PROXY="http://corporate-proxy.example:3128")
     answer = detector.lambda_handler(
         copy.deepcopy(IGNORED_EVENT), FakeLambdaContext(invoked_function_arn=EMULATOR_FUNCTION_ARN)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from app import Detector
 from cloudtrail import MAX_ENVELOPE_DISTANCE, MAX_FUTURE_SKEW, implausible_event_time, unwrap
 from tests.asff import assert_valid_finding
 from tests.conftest import stored_findings
@@ -26,7 +26,7 @@ def stamp(moment: datetime) -> str:
 
 
 def test_a_heartbeat_forged_with_a_future_event_time_is_a_tamper_finding_not_a_heartbeat(
-    detector_started: Callable[..., ModuleType], security_hub: Any, capsys: pytest.CaptureFixture[str]
+    detector_started: Callable[..., Detector], security_hub: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     detector = detector_started()
     before = datetime.now(timezone.utc)
@@ -44,7 +44,7 @@ def test_a_heartbeat_forged_with_a_future_event_time_is_a_tamper_finding_not_a_h
 
 
 def test_a_rewrite_through_a_future_event_time_leaves_the_real_finding_as_it_was(
-    detector_started: Callable[..., ModuleType], security_hub: Any
+    detector_started: Callable[..., Detector], security_hub: Any
 ) -> None:
     detector = detector_started(ALLOWLIST_PATTERNS="")
     real = change_record("payments-api")

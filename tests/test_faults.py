@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Protocol
 
 import botocore.endpoint
@@ -37,6 +36,7 @@ from botocore.retries.bucket import TokenBucket
 from botocore.retries.quota import RetryQuota
 from moto.core.models import botocore_stubber
 
+from app import Detector
 from publisher import PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
@@ -45,7 +45,7 @@ from tests.support.cases import INVALID, load_cases
 LAMBDA_INVOCATIONS_PER_EVENT = 3
 """The first invocation and the two retries of the function's EventInvokeConfig (MaximumRetryAttempts: 2)."""
 ATTEMPTS_PER_INVOCATION = 6
-"""publisher.SECURITY_HUB_CLIENT_CONFIG (total_max_attempts); the function's Timeout is sized for this many."""
+"""publisher.MAX_ATTEMPTS; the function's Timeout is sized for this many."""
 
 SAMPLE_CASES = [case for case in load_cases() if case.expected_verdict != INVALID]
 FINDING_EVENT = next(case.event for case in SAMPLE_CASES if case.file == "spoofed-deployrole-session-name.json")
@@ -223,8 +223,8 @@ def no_client_side_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def transport(detector: ModuleType, retry_pauses: list[float], no_client_side_waiting: None) -> FaultyTransport:
-    return FaultyTransport(detector.publisher._client)
+def transport(detector: Detector, retry_pauses: list[float], no_client_side_waiting: None) -> FaultyTransport:
+    return FaultyTransport(detector.deployment(FakeLambdaContext()).publisher._client)
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ def stored_ids(security_hub: Any) -> list[str]:
 
 
 def deliver(
-    detector: ModuleType,
+    detector: Detector,
     security_hub: Any,
     transport: FaultyTransport,
     event: dict[str, Any],
@@ -316,7 +316,7 @@ FAILURE_COUNTS = [
 
 @pytest.mark.parametrize(("fault", "failures"), FAILURE_COUNTS, ids=lambda value: str(value))
 def test_transient_faults_are_retried_until_exactly_one_finding_is_stored(
-    detector: ModuleType,
+    detector: Detector,
     security_hub: Any,
     transport: FaultyTransport,
     retry_pauses: list[float],
@@ -356,7 +356,7 @@ def test_transient_faults_are_retried_until_exactly_one_finding_is_stored(
     ids=str,
 )
 def test_a_stored_finding_whose_answer_was_lost_is_stored_again_as_the_same_finding(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport, lost: AnswerLost
+    detector: Detector, security_hub: Any, transport: FaultyTransport, lost: AnswerLost
 ) -> None:
     invocations = deliver(detector, security_hub, transport, FINDING_EVENT, [lost])
 
@@ -366,7 +366,7 @@ def test_a_stored_finding_whose_answer_was_lost_is_stored_again_as_the_same_find
 
 
 def test_answers_lost_for_a_whole_invocation_raise_and_the_retry_leaves_one_finding(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport
+    detector: Detector, security_hub: Any, transport: FaultyTransport
 ) -> None:
     transport.plan([AnswerLost(READ_TIMEOUT)] * ATTEMPTS_PER_INVOCATION)
     with pytest.raises(ReadTimeoutError):
@@ -383,7 +383,7 @@ def test_answers_lost_for_a_whole_invocation_raise_and_the_retry_leaves_one_find
 
 
 def test_answers_lost_in_every_invocation_raise_each_time_and_leave_one_finding(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport
+    detector: Detector, security_hub: Any, transport: FaultyTransport
 ) -> None:
     faults = [AnswerLost(READ_TIMEOUT)] * (LAMBDA_INVOCATIONS_PER_EVENT * ATTEMPTS_PER_INVOCATION)
     invocations = deliver(detector, security_hub, transport, FINDING_EVENT, faults)
@@ -401,7 +401,7 @@ def test_answers_lost_in_every_invocation_raise_each_time_and_leave_one_finding(
     ids=str,
 )
 def test_a_rejected_finding_raises_without_a_botocore_retry_and_the_lambda_retry_stores_it(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport, rejection: FindingsRejected
+    detector: Detector, security_hub: Any, transport: FaultyTransport, rejection: FindingsRejected
 ) -> None:
     invocations = deliver(detector, security_hub, transport, FINDING_EVENT, [rejection])
 
@@ -413,7 +413,7 @@ def test_a_rejected_finding_raises_without_a_botocore_retry_and_the_lambda_retry
 
 
 def test_a_finding_rejected_in_every_invocation_raises_each_time_and_is_never_reported_stored(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport
+    detector: Detector, security_hub: Any, transport: FaultyTransport
 ) -> None:
     invocations = deliver(detector, security_hub, transport, FINDING_EVENT, [FindingsRejected()] * 3)
 
@@ -423,7 +423,7 @@ def test_a_finding_rejected_in_every_invocation_raises_each_time_and_is_never_re
 
 
 def test_every_sample_event_through_a_storm_of_faults_leaves_exactly_one_finding_per_finding_event(
-    detector: ModuleType, security_hub: Any, transport: FaultyTransport
+    detector: Detector, security_hub: Any, transport: FaultyTransport
 ) -> None:
     """Per event: a first invocation whose six attempts all fail (one of them after Security Hub stored the finding),
     a second whose finding is rejected, and a third that succeeds."""
@@ -458,7 +458,7 @@ def test_every_sample_event_through_a_storm_of_faults_leaves_exactly_one_finding
 
 
 def test_an_invocation_that_cannot_store_its_finding_logs_the_finding_and_counts_the_failure(
-    detector: ModuleType,
+    detector: Detector,
     transport: FaultyTransport,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -468,7 +468,7 @@ def test_an_invocation_that_cannot_store_its_finding_logs_the_finding_and_counts
         detector.lambda_handler(copy.deepcopy(FINDING_EVENT), FakeLambdaContext())
 
     [finding] = transport.sent[0]
-    [error_line] = [line for line in json_log_lines(caplog, detector) if line["level"] == "ERROR"]
+    [error_line] = [line for line in json_log_lines(caplog) if line["level"] == "ERROR"]
     assert error_line["message"] == "Could not store finding; the event will be retried"
     assert error_line["findingId"] == finding["Id"]
     assert "ThrottlingException" in error_line["exception"]

@@ -8,13 +8,13 @@ import gzip
 import io
 import json
 from contextlib import redirect_stdout
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from app import Detector
 from finding import CONTENT_FIELDS, finding_id
 from lambda_crud_detector import backtest
 from tests.conftest import FakeLambdaContext, stored_findings
@@ -60,7 +60,7 @@ def test_parts_that_hold_the_old_separator_no_longer_share_an_id() -> None:
 
 
 def test_a_variant_of_a_stored_finding_is_stored_beside_it_and_never_replaces_it(
-    detector: ModuleType, security_hub: Any
+    detector: Detector, security_hub: Any
 ) -> None:
     real = record()
     forged = record(userIdentity={"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/somebody-else"})
@@ -72,7 +72,7 @@ def test_a_variant_of_a_stored_finding_is_stored_beside_it_and_never_replaces_it
     assert stored[finding_id(real)]["ProductFields"]["userIdentity.arn"] == real["userIdentity"]["arn"]
 
 
-def test_backtest_from_s3_gives_the_id_the_handler_stored(detector: ModuleType, security_hub: Any) -> None:
+def test_backtest_from_s3_gives_the_id_the_handler_stored(detector: Detector, security_hub: Any) -> None:
     detail = record()
     answer = detector.lambda_handler(envelope(detail), FakeLambdaContext())
     with mock_aws():

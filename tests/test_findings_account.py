@@ -9,13 +9,11 @@ product are asserted here, and a role STS refuses is STS's real answer, stubbed.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -24,6 +22,7 @@ import pytest
 from botocore.stub import Stubber
 from moto.sts.models import sts_backends
 
+from app import Detector
 from cloudtrail import unwrap
 from finding import DetectorAccount, build_finding
 from findings_account import FindingsAccountSettings, FindingsDestination, findings_destination
@@ -31,7 +30,7 @@ from lambda_crud_detector import findings as viewer
 from publisher import CREDENTIALS_REFRESH_MARGIN, ROLE_SESSION_NAME, AssumedRolePublishers, FindingsRoleError
 from rule import evaluate
 from tests.asff import assert_valid_finding
-from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
+from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, new_detector, stored_findings
 from tests.support.cases import load_cases
 
 MEMBER = "111122223333"
@@ -80,13 +79,10 @@ def detector_sessions_in(account: str) -> list[Any]:
 
 
 @pytest.fixture
-def source_mode(security_hub: Any) -> Iterator[ModuleType]:
-    """The handler module as a new container loads it with FINDINGS_ACCOUNT=source."""
-    import app
-
+def source_mode(security_hub: Any) -> Iterator[Detector]:
+    """The detector as a new container builds it with FINDINGS_ACCOUNT=source."""
     with mock.patch.dict(os.environ, {"FINDINGS_ACCOUNT": "source", "FINDINGS_ROLE_NAME": ROLE_NAME}):
-        yield importlib.reload(app)
-    importlib.reload(app)  # back to the default mode for whatever imports it next
+        yield new_detector()
 
 
 # Settings ------------------------------------------------------------------------------------------------------
@@ -120,12 +116,9 @@ def test_unusable_settings_stop_the_detector_from_starting(mode: str, role: str 
 
 
 def test_a_container_with_unusable_settings_fails_to_load(security_hub: Any) -> None:
-    import app
-
     with mock.patch.dict(os.environ, {"FINDINGS_ACCOUNT": "source", "FINDINGS_ROLE_NAME": ""}):
         with pytest.raises(ValueError, match="needs FINDINGS_ROLE_NAME"):
-            importlib.reload(app)
-    importlib.reload(app)
+            new_detector()
 
 
 # Destination ---------------------------------------------------------------------------------------------------
@@ -173,7 +166,7 @@ def test_source_mode_keeps_a_finding_without_a_usable_account_in_the_detectors_a
 
 
 def test_a_members_finding_lands_only_in_the_members_security_hub(
-    source_mode: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    source_mode: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     result = source_mode.lambda_handler(member_event(), lambda_context)
     assert result["verdict"] == "finding"
@@ -189,7 +182,7 @@ def test_a_members_finding_lands_only_in_the_members_security_hub(
 
 
 def test_the_detectors_own_events_land_locally_without_assuming_a_role(
-    source_mode: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    source_mode: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     source_mode.lambda_handler(member_event(DETECTOR_ACCOUNT), lambda_context)
     [finding] = stored_findings(security_hub)
@@ -200,10 +193,11 @@ def test_the_detectors_own_events_land_locally_without_assuming_a_role(
 
 
 def test_the_default_mode_is_unchanged(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
-    assert "FINDINGS_ACCOUNT" not in os.environ and detector.member_publishers is None
+    assert "FINDINGS_ACCOUNT" not in os.environ
     detector.lambda_handler(member_event(), lambda_context)
+    assert "member_publishers" not in vars(detector.deployment(lambda_context))  # no role, no STS client
     [finding] = stored_findings(security_hub)
     assert finding["AwsAccountId"] == DETECTOR_ACCOUNT
     assert finding["ProductArn"] == product_arn(DETECTOR_ACCOUNT)
@@ -213,7 +207,7 @@ def test_the_default_mode_is_unchanged(
 
 
 def test_warm_invocations_reuse_the_members_credentials(
-    source_mode: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    source_mode: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     first, second = member_event(), member_event()
     second["detail"]["eventID"] = "0a6f7c1d-3b9e-4c55-9a0e-7d2b1e4f6aff"
@@ -227,7 +221,7 @@ def test_warm_invocations_reuse_the_members_credentials(
 
 
 def test_a_role_that_cannot_be_assumed_raises_and_nothing_is_imported_anywhere(
-    source_mode: ModuleType,
+    source_mode: Detector,
     security_hub: Any,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
@@ -245,7 +239,7 @@ def test_a_role_that_cannot_be_assumed_raises_and_nothing_is_imported_anywhere(
         expected_params={"RoleArn": MEMBER_ROLE_ARN, "RoleSessionName": ROLE_SESSION_NAME},
     )
     stubber.activate()
-    source_mode.member_publishers = AssumedRolePublishers(
+    source_mode.deployment(lambda_context).member_publishers = AssumedRolePublishers(
         sts.assume_role, partial(boto3.client, "securityhub", region_name=REGION)
     )
 
@@ -255,13 +249,13 @@ def test_a_role_that_cannot_be_assumed_raises_and_nothing_is_imported_anywhere(
     stubber.assert_no_pending_responses()
     assert stored_findings(security_hub) == []  # never a fallback to the detector's account
     assert stored_findings(client_in(MEMBER)) == []
-    [error_line] = [line for line in json_log_lines(caplog, source_mode) if line["level"] == "ERROR"]
+    [error_line] = [line for line in json_log_lines(caplog) if line["level"] == "ERROR"]
     assert error_line["roleArn"] == MEMBER_ROLE_ARN and error_line["findingsAccount"] == MEMBER
     assert '"FindingsRoleFailures"' in capsys.readouterr().out
 
 
 def test_source_mode_keeps_a_finding_without_a_usable_account_locally_and_says_why(
-    source_mode: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+    source_mode: Detector, security_hub: Any, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     event = member_event()
     event["account"] = event["detail"]["recipientAccountId"] = "not-an-account"
@@ -271,7 +265,7 @@ def test_source_mode_keeps_a_finding_without_a_usable_account_locally_and_says_w
     assert_valid_finding(finding)
     assert finding["AwsAccountId"] == DETECTOR_ACCOUNT
     assert "'not-an-account' is not a 12-digit account ID" in finding["ProductFields"]["findingsAccountReason"]
-    [warning] = [line for line in json_log_lines(caplog, source_mode) if line["level"] == "WARNING"]
+    [warning] = [line for line in json_log_lines(caplog) if line["level"] == "WARNING"]
     assert warning["findingId"] == finding["Id"] and "kept in the detector's account" in warning["message"]
 
 
@@ -365,7 +359,7 @@ def test_a_call_that_names_no_function_still_names_its_account_and_region() -> N
 
 
 def test_the_viewers_account_filter_finds_a_members_finding_in_source_mode(
-    source_mode: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    source_mode: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     source_mode.lambda_handler(member_event(), lambda_context)
     member_hub = client_in(MEMBER)
@@ -378,7 +372,7 @@ def test_the_viewers_account_filter_finds_a_members_finding_in_source_mode(
 
 
 def test_the_viewers_account_filter_is_the_same_in_detector_mode(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
     detector.lambda_handler(member_event(), lambda_context)
     capsys.readouterr()  # the handler's own output (its metrics)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta, timezone
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from app import Detector
 from bench.flood import denied_call, real_change, run_flood
 from cloudtrail import unwrap
 from finding import DetectorAccount
@@ -30,7 +30,7 @@ def judged(event: dict[str, Any]) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize("real_function", ["payments-api", "DetectorFunction"])
 def test_400_denied_calls_cost_at_most_40_imports_and_a_real_finding_lands_at_once(
-    detector: ModuleType, security_hub: Any, real_function: str
+    detector: Detector, security_hub: Any, real_function: str
 ) -> None:
     # 40 calls a second: four times what Security Hub takes, so one import per call would be throttled.
     result = run_flood(detector, FakeLambdaContext(), calls=400, seconds=10.0, real_function=real_function)
@@ -41,11 +41,15 @@ def test_400_denied_calls_cost_at_most_40_imports_and_a_real_finding_lands_at_on
 
 
 def test_every_failed_call_is_in_a_finding_of_its_own_or_counted_in_its_fold(
-    detector: ModuleType, security_hub: Any
+    detector: Detector, security_hub: Any
 ) -> None:
     result = run_flood(detector, FakeLambdaContext(), calls=400, seconds=10.0)
     # The count may lag: the next invocation after REIMPORT_AFTER imports what is pending.
-    detector._import_folds(DetectorAccount(DETECTOR_ACCOUNT, "aws", "us-east-1"), datetime.now(timezone.utc))
+    account, deployment = (
+        DetectorAccount(DETECTOR_ACCOUNT, "aws", "us-east-1"),
+        detector.deployment(FakeLambdaContext()),
+    )
+    detector.import_folds(account, deployment, datetime.now(timezone.utc))
     stored = stored_findings(security_hub)
     folds = [finding for finding in stored if "/fold/" in finding["Id"]]
     alone = [finding for finding in stored if finding["ProductFields"].get("errorCode") and finding not in folds]
@@ -103,7 +107,7 @@ def test_the_flood_scenario_is_realistic_input_to_the_handler() -> None:
     assert verdict.kind == "finding" and cloudtrail_event.record["errorCode"] == "AccessDenied"
 
 
-def test_backtest_folds_on_the_same_windows_as_the_detector(detector: ModuleType, security_hub: Any) -> None:
+def test_backtest_folds_on_the_same_windows_as_the_detector(detector: Detector, security_hub: Any) -> None:
     from lambda_crud_detector.trail_judge import Judge, JudgeConfig
 
     calls = [denied_call(START + timedelta(minutes=index), index)["detail"] for index in range(30)]  # two windows

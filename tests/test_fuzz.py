@@ -16,13 +16,11 @@ Reproducible: ``HYPOTHESIS_SEED`` (default below) fixes the examples, ``FUZZ_EXA
 from __future__ import annotations
 
 import copy
-import importlib
 import io
 import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,10 +29,11 @@ from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import event as tally_outcome
 from hypothesis import strategies as st
 
+from app import Detector, logger
 from cloudtrail import InvalidEventError
 from rule import CRUD_ACTIONS
 from tests.asff import assert_valid_finding
-from tests.conftest import FakeLambdaContext, stored_findings
+from tests.conftest import FakeLambdaContext, new_detector, stored_findings
 from tests.support.cases import load_cases
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
@@ -394,17 +393,15 @@ def refuse_to_send(request: Any, **_: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def detector_accepting_everything() -> tuple[ModuleType, RecordedImports]:
+def detector_accepting_everything() -> tuple[Detector, RecordedImports]:
     """The handler module, started as in a new container, on a client that answers imports itself and sends nothing.
 
     No mock_aws here: a module-wide mock would outlive this test and keep later tests' mocks from starting clean.
     """
-    import app
-
-    module = importlib.reload(app)
-    client = module.publisher._client
+    started = new_detector()
+    client = started.deployment(FakeLambdaContext()).publisher._client
     client.meta.events.register("before-send", refuse_to_send)
-    return module, RecordedImports(client)
+    return started, RecordedImports(client)
 
 
 def outcome_of(invoke: Callable[[], dict[str, Any]]) -> dict[str, Any] | InvalidEventError:
@@ -425,7 +422,7 @@ def outcome_of(invoke: Callable[[], dict[str, Any]]) -> dict[str, Any] | Invalid
 @seed(FUZZ_SEED)
 @given(eventbridge_event=eventbridge_events())
 def test_every_event_ends_in_a_valid_finding_a_verdict_or_an_invalid_event_error(
-    detector_accepting_everything: tuple[ModuleType, RecordedImports], eventbridge_event: Any
+    detector_accepting_everything: tuple[Detector, RecordedImports], eventbridge_event: Any
 ) -> None:
     detector, imports = detector_accepting_everything
     note(f"reproduce with HYPOTHESIS_SEED={FUZZ_SEED} FUZZ_EXAMPLES={FUZZ_EXAMPLES}")
@@ -464,10 +461,10 @@ SAMPLE_EVENT = next(case.event for case in load_cases() if case.file == "update-
 
 
 @pytest.fixture
-def lambda_stdout(detector: ModuleType) -> Iterator[io.TextIOWrapper]:
+def lambda_stdout(detector: Detector) -> Iterator[io.TextIOWrapper]:
     """The handler's log stream as on Lambda: strict UTF-8, which cannot write a lone surrogate."""
     stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
-    handler = detector.logger.registered_handler
+    handler = logger.registered_handler
     previous = handler.setStream(stream)
     yield stream
     if previous is not None:  # the handler outlives the module: later tests must find stdout again
@@ -495,7 +492,7 @@ def with_lone_surrogate_in_envelope_id(event: dict[str, Any]) -> None:
     [as_sampled, with_lone_surrogate_in_event_id, with_lone_surrogate_in_principal, with_lone_surrogate_in_envelope_id],
 )
 def test_a_lone_surrogate_in_a_logged_field_does_not_cost_the_verdict_line(
-    detector: ModuleType, security_hub: Any, lambda_stdout: io.TextIOWrapper, spoil: Callable[[dict[str, Any]], None]
+    detector: Detector, security_hub: Any, lambda_stdout: io.TextIOWrapper, spoil: Callable[[dict[str, Any]], None]
 ) -> None:
     """JSON can carry a lone surrogate (``"\\ud800"``), which the handler reads as such; the verdict line must still
     reach the log."""

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
-from types import ModuleType
+import os
+import subprocess
+import sys
 from typing import Any
 from unittest import mock
 
 import pytest
 
+from app import FOLD_IMPORT_ATTEMPTS, Detector
 from cloudtrail import InvalidEventError
-from publisher import PublishError
+from publisher import MAX_ATTEMPTS, PublishError
 from tests.asff import assert_valid_finding
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
-from tests.support.cases import INVALID, load_cases
+from tests.support.cases import INVALID, PROJECT_ROOT, load_cases
 
 CASES = load_cases()
 
 
 def test_every_sample_event_gets_its_verdict_and_security_hub_holds_exactly_the_findings(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     expected_ids = set()
     for case in CASES:
@@ -48,7 +52,7 @@ def finding_case_event() -> dict[str, Any]:
 
 
 def test_delivering_the_same_event_three_times_leaves_one_finding(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     results = [detector.lambda_handler(finding_case_event(), lambda_context) for _ in range(3)]
     assert len({result["findingId"] for result in results}) == 1
@@ -56,7 +60,7 @@ def test_delivering_the_same_event_three_times_leaves_one_finding(
 
 
 def test_a_replayed_event_is_ignored_by_security_hub_not_written_again(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     """The finding's UpdatedAt is the event's time, so Security Hub ignores every later import of the same event; a
     record altered after the fact, with the same eventID and eventTime, is a finding of its own (its Id binds the
@@ -74,20 +78,24 @@ def test_a_replayed_event_is_ignored_by_security_hub_not_written_again(
 
 
 def test_rejected_findings_raise_so_the_event_is_retried(
-    detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+    detector: Detector, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     rejected = {
         "FailedCount": 1,
         "SuccessCount": 0,
         "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidInput", "ErrorMessage": "bad"}],
     }
-    with mock.patch.object(detector.publisher._client, "batch_import_findings", return_value=rejected):
+    with mock.patch.object(
+        detector.deployment(lambda_context).publisher._client, "batch_import_findings", return_value=rejected
+    ):
         with pytest.raises(PublishError, match="InvalidInput"):
             detector.lambda_handler(finding_case_event(), lambda_context)
 
 
-def test_a_failed_count_without_details_still_raises(detector: ModuleType, lambda_context: FakeLambdaContext) -> None:
-    with mock.patch.object(detector.publisher._client, "batch_import_findings", return_value={"FailedCount": 2}):
+def test_a_failed_count_without_details_still_raises(detector: Detector, lambda_context: FakeLambdaContext) -> None:
+    with mock.patch.object(
+        detector.deployment(lambda_context).publisher._client, "batch_import_findings", return_value={"FailedCount": 2}
+    ):
         with pytest.raises(PublishError):
             detector.lambda_handler(finding_case_event(), lambda_context)
 
@@ -138,7 +146,7 @@ def valid_detail() -> dict[str, Any]:
     ],
 )
 def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
-    detector: ModuleType,
+    detector: Detector,
     security_hub: Any,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
@@ -148,14 +156,14 @@ def test_malformed_events_raise_the_invalid_event_error_naming_the_problem(
 ) -> None:
     with pytest.raises(InvalidEventError, match=message):
         detector.lambda_handler(event, lambda_context)
-    [error_line] = [line for line in json_log_lines(caplog, detector) if line["level"] == "ERROR"]
+    [error_line] = [line for line in json_log_lines(caplog) if line["level"] == "ERROR"]
     assert error_line["message"].startswith("Invalid event: ") and message in error_line["message"]
     assert '"InvalidEvents"' in capsys.readouterr().out  # counted in the EMF metrics
     assert stored_findings(security_hub) == []
 
 
 def test_odd_but_well_formed_records_are_never_errors(
-    detector: ModuleType, security_hub: Any, lambda_context: FakeLambdaContext
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
 ) -> None:
     detail = {
         "eventSource": "lambda.amazonaws.com",
@@ -171,12 +179,12 @@ def test_odd_but_well_formed_records_are_never_errors(
 
 
 def test_one_info_line_per_event_without_the_record(
-    detector: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+    detector: Detector, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     event = finding_case_event()
     caplog.set_level("INFO")
     detector.lambda_handler(event, lambda_context)
-    lines = json_log_lines(caplog, detector)
+    lines = json_log_lines(caplog)
     assert len(lines) == 1
     [verdict_line] = [line for line in lines if line["message"].startswith("Verdict")]
     assert verdict_line["level"] == "INFO"
@@ -203,7 +211,7 @@ def emitted_metrics(output: str) -> dict[str, list[float]]:
 
 
 def test_metrics_count_each_verdict_and_the_cold_start(
-    detector: ModuleType, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+    detector: Detector, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
     events = {
         verdict: copy.deepcopy(next(case.event for case in CASES if case.expected_verdict == verdict))
@@ -220,3 +228,74 @@ def test_metrics_count_each_verdict_and_the_cold_start(
     with pytest.raises(InvalidEventError):
         detector.lambda_handler({"detail": {}}, lambda_context)
     assert emitted_metrics(capsys.readouterr().out) == {"InvalidEvents": [1.0]}
+
+
+# --- One detector per container, its clients created on first need -------------------------------------------------
+
+DETECTOR_SOURCES = PROJECT_ROOT / "functions" / "detector"
+SDK_PROBE = """\
+import json, sys
+import app
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("boto3", "botocore", "s3transfer"))))
+"""
+
+
+def test_importing_the_handler_loads_no_sdk() -> None:
+    """Most events are allowlisted or ignored: a cold start pays for boto3 only when a finding needs a client.
+    Powertools itself imports the bare botocore package (its __init__ only) to register a user-agent hook."""
+    environment = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(DETECTOR_SOURCES),
+        "AWS_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "DetectorFunction",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", SDK_PROBE], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.splitlines()[-1]) == ["botocore"]
+
+
+@pytest.mark.parametrize("verdict", ["allowlisted", "ignored"])
+def test_an_event_that_is_no_finding_creates_no_client(
+    detector: Detector, lambda_context: FakeLambdaContext, verdict: str
+) -> None:
+    event = copy.deepcopy(next(case.event for case in CASES if case.expected_verdict == verdict))
+    for _ in range(2):
+        assert detector.lambda_handler(event, lambda_context)["verdict"] == verdict
+    assert not {"publisher", "fold_publisher", "member_publishers"} & set(vars(detector.deployment(lambda_context)))
+
+
+def test_where_the_detector_runs_is_decided_once_on_the_first_invocation(
+    detector: Detector, security_hub: Any, lambda_context: FakeLambdaContext
+) -> None:
+    detector.lambda_handler(finding_case_event(), lambda_context)
+    deployment = detector.deployment(lambda_context)
+    publisher = deployment.publisher
+    detector.lambda_handler(finding_case_event(), lambda_context)
+    assert (
+        detector.deployment(FakeLambdaContext(invoked_function_arn="arn:aws:lambda:us-east-1:012345678912:function:x"))
+        is deployment
+    )
+    assert deployment.publisher is publisher and not deployment.local
+
+
+def test_the_handler_module_rebinds_no_global() -> None:
+    """State lives on the Detector: a ``global`` statement would let an invocation rebuild what the first one set."""
+    tree = ast.parse((DETECTOR_SOURCES / "app.py").read_text(encoding="utf-8"))
+    assert [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global | ast.Nonlocal | ast.Assert)] == []
+
+
+def test_folds_are_imported_with_fewer_attempts_so_that_a_throttled_fold_holds_no_invocation(
+    detector: Detector, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", "https://elsewhere.example")
+    deployment = detector.deployment(lambda_context)
+    attempts = {
+        name: client.meta.config.retries["total_max_attempts"]
+        for name, client in (("own", deployment.publisher._client), ("folds", deployment.fold_publisher._client))
+    }
+    assert attempts == {"own": MAX_ATTEMPTS, "folds": FOLD_IMPORT_ATTEMPTS} and FOLD_IMPORT_ATTEMPTS < MAX_ATTEMPTS
+    # Deployed, as the main publisher (tests/test_endpoint_config.py), it ignores the endpoint it is told.
+    assert deployment.fold_publisher._client.meta.endpoint_url == "https://securityhub.us-east-1.amazonaws.com"

@@ -16,21 +16,20 @@ finding, and neither may an identity the record does not vouch for.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
 
+from app import Detector
 from cloudtrail import InvalidEventError
 from publisher import PublishError
 from tests.asff import assert_valid_finding
-from tests.conftest import FakeLambdaContext, json_log_lines, stored_findings
+from tests.conftest import FakeLambdaContext, json_log_lines, new_detector, stored_findings
 from tests.support.cases import load_cases
 from tests.support.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
 from tests.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
@@ -237,22 +236,22 @@ def lambda_event(user_identity: Any, region: str = "eu-west-1", **record_fields:
 
 
 @pytest.fixture
-def detector_allowing(detector: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+def detector_allowing(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Detector]:
     """The handler as a new container starts it with ALLOWLIST_PATTERNS set (left unset for the default)."""
 
-    def start_with(pattern: str) -> ModuleType:
+    def start_with(pattern: str) -> Detector:
         if pattern == DEFAULT_PATTERN:
             monkeypatch.delenv("ALLOWLIST_PATTERNS", raising=False)
         else:
             monkeypatch.setenv("ALLOWLIST_PATTERNS", pattern)
-        started = importlib.reload(detector)
+        started = new_detector()
         assert started.settings.allowlist_patterns == (pattern,)
         return started
 
     return start_with
 
 
-def invoke(detector: ModuleType, event: Any) -> dict[str, Any]:
+def invoke(detector: Detector, event: Any) -> dict[str, Any]:
     return detector.lambda_handler(copy.deepcopy(event), FakeLambdaContext())
 
 
@@ -261,7 +260,7 @@ def invoke(detector: ModuleType, event: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("pattern", EVERY_PATTERN)
 def test_the_deployment_role_itself_is_allowlisted_under_every_pattern(
-    detector_allowing: Callable[[str], ModuleType], security_hub: Any, pattern: str
+    detector_allowing: Callable[[str], Detector], security_hub: Any, pattern: str
 ) -> None:
     """The control for every test below: each allowlist does let the real deployment role through."""
     detector = detector_allowing(pattern)
@@ -271,7 +270,7 @@ def test_the_deployment_role_itself_is_allowlisted_under_every_pattern(
 
 
 def verdicts_under(
-    detector_allowing: Callable[[str], ModuleType], security_hub: Any, attempt: BypassAttempt, patterns: tuple[str, ...]
+    detector_allowing: Callable[[str], Detector], security_hub: Any, attempt: BypassAttempt, patterns: tuple[str, ...]
 ) -> dict[str, str]:
     """The verdict on the attempt under each pattern, each run in a new container on a record of its own; checks
     that Security Hub holds exactly the findings reported."""
@@ -295,7 +294,7 @@ def verdicts_under(
 
 @pytest.mark.parametrize("attempt", BYPASS_ATTEMPTS, ids=lambda attempt: attempt.name)
 def test_a_bypass_attempt_is_stored_as_a_finding(
-    detector_allowing: Callable[[str], ModuleType], security_hub: Any, attempt: BypassAttempt
+    detector_allowing: Callable[[str], Detector], security_hub: Any, attempt: BypassAttempt
 ) -> None:
     verdicts = verdicts_under(detector_allowing, security_hub, attempt, attempt.reported_under)
     assert verdicts == dict.fromkeys(attempt.reported_under, "finding")
@@ -303,7 +302,7 @@ def test_a_bypass_attempt_is_stored_as_a_finding(
 
 @pytest.mark.parametrize("attempt", ALLOWED_BY_DESIGN, ids=lambda attempt: attempt.name)
 def test_a_glob_allowlists_every_principal_whose_arn_it_matches(
-    detector_allowing: Callable[[str], ModuleType], security_hub: Any, attempt: BypassAttempt
+    detector_allowing: Callable[[str], Detector], security_hub: Any, attempt: BypassAttempt
 ) -> None:
     """By design, not a bypass: ``*DeployRole`` trusts any principal ARN ending in DeployRole (the original rule's
     authorised case is an IAM user named DeployRole), and ``arn:aws:iam::*:role/DeployRole`` trusts the role
@@ -398,7 +397,7 @@ REALISTIC_IDENTITIES = [
 
 @pytest.mark.parametrize("identity", REALISTIC_IDENTITIES, ids=lambda identity: identity.name)
 def test_realistic_identities_get_their_verdict_under_the_role_allowlists(
-    detector_allowing: Callable[[str], ModuleType], security_hub: Any, identity: RealisticIdentity
+    detector_allowing: Callable[[str], Detector], security_hub: Any, identity: RealisticIdentity
 ) -> None:
     for index, pattern in enumerate((DEFAULT_PATTERN, EXACT_ROLE_PATTERN)):
         detector = detector_allowing(pattern)
@@ -467,7 +466,7 @@ def secrets_in(text: str) -> list[str]:
 
 @pytest.mark.parametrize("event", RECORDS_WITH_ENVIRONMENT.values(), ids=RECORDS_WITH_ENVIRONMENT.keys())
 def test_findings_never_carry_the_functions_environment(
-    detector: ModuleType, security_hub: Any, event: dict[str, Any]
+    detector: Detector, security_hub: Any, event: dict[str, Any]
 ) -> None:
     result = invoke(detector, event)
 
@@ -480,7 +479,7 @@ def test_findings_never_carry_the_functions_environment(
 
 
 def test_a_failed_call_whose_error_message_quotes_the_environment_does_not_carry_it_into_the_finding(
-    detector: ModuleType, security_hub: Any
+    detector: Detector, security_hub: Any
 ) -> None:
     """Lambda refuses environments over 4 KB and quotes them in its error message, which CloudTrail records."""
     event = record_with_environment("UpdateFunctionConfiguration20150331v2")
@@ -514,7 +513,7 @@ def assert_logs_carry_no_record(lines: list[dict[str, Any]], emitted: str) -> No
 
 @pytest.mark.parametrize("event", RECORDS_WITH_ENVIRONMENT.values(), ids=RECORDS_WITH_ENVIRONMENT.keys())
 def test_logs_at_info_carry_the_verdict_but_never_the_record(
-    detector: ModuleType,
+    detector: Detector,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     event: dict[str, Any],
@@ -522,7 +521,7 @@ def test_logs_at_info_carry_the_verdict_but_never_the_record(
     caplog.set_level("INFO")
     invoke(detector, event)
 
-    lines = json_log_lines(caplog, detector)
+    lines = json_log_lines(caplog)
     assert [line["message"] for line in lines] == ["Verdict: finding"]
     assert lines[0]["eventID"] == event["detail"]["eventID"]
     captured = capsys.readouterr()
@@ -547,25 +546,27 @@ def test_logs_at_info_carry_the_verdict_but_never_the_record(
     ],
 )
 def test_logs_of_a_failed_import_carry_no_record(
-    detector: ModuleType,
+    detector: Detector,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     failure: ClientError | dict[str, Any],
 ) -> None:
     caplog.set_level("INFO")
     answer = {"side_effect": failure} if isinstance(failure, Exception) else {"return_value": failure}
-    with mock.patch.object(detector.publisher._client, "batch_import_findings", **answer):
+    with mock.patch.object(
+        detector.deployment(FakeLambdaContext()).publisher._client, "batch_import_findings", **answer
+    ):
         with pytest.raises((ClientError, PublishError)):
             invoke(detector, RECORDS_WITH_ENVIRONMENT["UpdateFunctionConfiguration"])
 
-    lines = json_log_lines(caplog, detector)
+    lines = json_log_lines(caplog)
     assert any(line["level"] == "ERROR" for line in lines)
     captured = capsys.readouterr()
     assert_logs_carry_no_record(lines, captured.out + captured.err)
 
 
 def test_logs_of_an_invalid_event_carry_no_record(
-    detector: ModuleType, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    detector: Detector, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level("INFO")
     event = RECORDS_WITH_ENVIRONMENT["CreateFunction"]
@@ -573,7 +574,7 @@ def test_logs_of_an_invalid_event_carry_no_record(
     with pytest.raises(InvalidEventError):
         invoke(detector, event)
 
-    lines = json_log_lines(caplog, detector)
+    lines = json_log_lines(caplog)
     assert [line["level"] for line in lines] == ["ERROR"]
     captured = capsys.readouterr()
     assert_logs_carry_no_record(lines, captured.out + captured.err)

@@ -7,17 +7,16 @@ canary from the two variables the template gives it, its heartbeat as an EMF met
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 from collections.abc import Callable, Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from app import Detector
 from rule import CRUD_ACTIONS, DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.asff import assert_valid_finding
-from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, stored_findings
+from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, json_log_lines, new_detector, stored_findings
 
 REGION = "us-east-1"
 DETECTOR_NAME = "DetectorFunction"
@@ -304,18 +303,18 @@ def lambda_event(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def detector_started(detector: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
+def detector_started(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Detector]]:
     """The handler as a new container starts it, with the variables given (and the canary the template configures)."""
 
-    def start_with(**variables: str) -> ModuleType:
+    def start_with(**variables: str) -> Detector:
         for name, value in {"CANARY_FUNCTION_NAME": CANARY_NAME, "CANARY_ROLE_ARN": CANARY_ROLE, **variables}.items():
             monkeypatch.setenv(name, value)
-        return importlib.reload(detector)
+        return new_detector()
 
     yield start_with
 
 
-def invoke(detector: ModuleType, record: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
+def invoke(detector: Detector, record: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
     return detector.lambda_handler(lambda_event(copy.deepcopy(record)), context or FakeLambdaContext())
 
 
@@ -324,7 +323,7 @@ def emf_metrics(output: str) -> list[dict[str, Any]]:
 
 
 def test_with_everyone_allowlisted_a_change_to_the_detector_is_stored_and_one_to_another_function_is_not(
-    detector_started: Callable[..., ModuleType], security_hub: Any
+    detector_started: Callable[..., Detector], security_hub: Any
 ) -> None:
     detector = detector_started(ALLOWLIST_PATTERNS="*")
     result = invoke(detector, change_record(DETECTOR_ARN))
@@ -340,7 +339,7 @@ def test_with_everyone_allowlisted_a_change_to_the_detector_is_stored_and_one_to
 
 
 def test_the_detectors_name_is_the_one_the_runtime_gives(
-    detector_started: Callable[..., ModuleType], security_hub: Any
+    detector_started: Callable[..., Detector], security_hub: Any
 ) -> None:
     detector = detector_started(ALLOWLIST_PATTERNS="*", AWS_LAMBDA_FUNCTION_NAME="prod-crud-detector")
     assert invoke(detector, change_record("prod-crud-detector"))["verdict"] == "finding"
@@ -349,7 +348,7 @@ def test_the_detectors_name_is_the_one_the_runtime_gives(
 
 
 def test_the_detectors_account_is_the_one_in_its_invoked_arn(
-    detector_started: Callable[..., ModuleType], security_hub: Any
+    detector_started: Callable[..., Detector], security_hub: Any
 ) -> None:
     detector = detector_started(ALLOWLIST_PATTERNS="*")
     elsewhere = FakeLambdaContext(invoked_function_arn=DETECTOR_ARN.replace(DETECTOR_ACCOUNT, MEMBER_ACCOUNT))
@@ -363,7 +362,7 @@ def test_the_detectors_account_is_the_one_in_its_invoked_arn(
 
 
 def test_the_canary_call_records_a_heartbeat_metric_and_no_finding(
-    detector_started: Callable[..., ModuleType],
+    detector_started: Callable[..., Detector],
     security_hub: Any,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -379,12 +378,12 @@ def test_the_canary_call_records_a_heartbeat_metric_and_no_finding(
     assert directive["Namespace"] == "LambdaCrudDetector" and directive["Dimensions"] == [["service"]]
     assert {"Name": "CanaryHeartbeat", "Unit": "Count"} in directive["Metrics"]
     assert blob["service"] == "lambda-crud-detector" and blob["CanaryHeartbeat"] == [1.0]
-    [line] = [line for line in json_log_lines(caplog, detector) if line["message"].startswith("Verdict")]
+    [line] = [line for line in json_log_lines(caplog) if line["message"].startswith("Verdict")]
     assert (line["verdict"], line["principal"], line["level"]) == ("heartbeat", CANARY_ROLE, "INFO")
 
 
 def test_an_imitation_of_the_canary_is_stored_as_a_finding_and_counts_no_heartbeat(
-    detector_started: Callable[..., ModuleType], security_hub: Any, capsys: pytest.CaptureFixture[str]
+    detector_started: Callable[..., Detector], security_hub: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     detector = detector_started()
     result = invoke(detector, IMITATIONS["the canary role from an IP address"])
@@ -394,7 +393,7 @@ def test_an_imitation_of_the_canary_is_stored_as_a_finding_and_counts_no_heartbe
 
 
 def test_with_the_canary_disabled_its_call_is_a_finding(
-    detector_started: Callable[..., ModuleType], security_hub: Any
+    detector_started: Callable[..., Detector], security_hub: Any
 ) -> None:
     """The template gives both variables empty when the canary is disabled."""
     detector = detector_started(CANARY_FUNCTION_NAME="", CANARY_ROLE_ARN="")

@@ -8,7 +8,6 @@ alarms and the optional pieces that parameters switch on.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import re
 import shutil
@@ -20,8 +19,10 @@ from unittest import mock
 import pytest
 from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
 
+from app import Detector, logger, metrics
 from rule import RULE_ID as DETECTOR_RULE_ID
 from rule import RuleSettings
+from tests.conftest import FakeLambdaContext
 from tests.support.cloudformation import (
     ACCOUNT_ID,
     FORWARDER_PATH,
@@ -238,29 +239,28 @@ def test_function_configuration(parameter_set: str) -> None:
 
 @every_parameter_set
 def test_the_functions_environment_configures_the_handler_as_the_parameters_ask(parameter_set: str) -> None:
-    """The handler module, imported with the environment CloudFormation gives it, works with the parameters'
-    allowlist and grading settings, under the product's service name and namespace, on the real Security Hub
-    endpoint. A variable renamed on one side only, or a stray value, fails here. (The log level is checked by
+    """The detector, built with the environment CloudFormation gives it, works with the parameters' allowlist and
+    grading settings, under the product's service name and namespace, on the real Security Hub endpoint. A variable renamed on one side only, or a stray value, fails here. (The log level is checked by
     test_lambda_and_powertools_filter_logs_at_the_same_level: Powertools configures a logger only once per
     process.)"""
     detector = stack(parameter_set)
     parameters = detector.parameters
     variables = detector.properties(FUNCTION_ID)["Environment"]["Variables"]
     with mock.patch.dict(os.environ, {key: str(value) for key, value in variables.items()}):
-        import app
-
-        handler = importlib.reload(app)
+        handler = Detector(os.environ)
+        endpoint = handler.deployment(FakeLambdaContext()).publisher._client.meta.endpoint_url
     assert handler.settings == RuleSettings.from_config(
         parameters["AllowlistPatterns"],
         trusted_layer_accounts=parameters["TrustedLayerAccounts"],
         behaviour_severities=parameters["BehaviourSeverities"],
         allowlist_hides_public=parameters["AllowlistHidesPublic"],
     )
-    assert handler.logger.service == "lambda-crud-detector"
-    assert handler.metrics.namespace == "LambdaCrudDetector"
-    assert handler.publisher._client.meta.endpoint_url == f"https://securityhub.{REGION}.amazonaws.com"
-    assert handler.CANARY_FUNCTION_NAME == (canary_function_name(detector) or None)
-    assert handler.CANARY_ROLE_ARN == (canary_role_arn(detector) or None)
+    # Read when the module is imported, as the runtime imports it with these variables.
+    assert variables["POWERTOOLS_SERVICE_NAME"] == logger.service == "lambda-crud-detector"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.namespace == "LambdaCrudDetector"
+    assert endpoint == f"https://securityhub.{REGION}.amazonaws.com"
+    assert handler.canary_function_name == (canary_function_name(detector) or None)
+    assert handler.canary_role_arn == (canary_role_arn(detector) or None)
     assert handler.findings_settings.mode == parameters["FindingsAccount"]
 
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+
+# boto3 and botocore are imported where a client is created, never at import: most events are allowlisted or
+# ignored and need no client, and importing the SDK costs more than the rest of a cold start.
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 # Throttling (10 calls/s, burst 30, per account and Region), 5xx answers and dropped connections are retried
 # by botocore itself with exponential backoff and jitter. "standard" rather than "adaptive": the function's
 # reserved concurrency already bounds the call rate, and adaptive's client-side rate limiter costs CPU on
 # every call. The number of attempts is bounded so that an outage turns into a Lambda retry, not a timeout.
-SECURITY_HUB_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 6},
-    connect_timeout=3,
-    read_timeout=10,
-)
+MAX_ATTEMPTS = 6
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
 
 EMULATOR_ACCOUNT_ID = "012345678912"
 """The account of the function ARN that the Lambda Runtime Interface Emulator hands every invocation, under
@@ -60,26 +60,39 @@ def runs_locally(invoked_function_arn: str, environ: Mapping[str, str]) -> bool:
     return environ.get("AWS_SAM_LOCAL") == "true" and len(arn_parts) > 4 and arn_parts[4] == EMULATOR_ACCOUNT_ID
 
 
-def client_config(local: bool) -> Config:
-    """The clients' configuration: unless ``local``, every configured endpoint is ignored and the real one used.
+def client_config(local: bool, max_attempts: int = MAX_ATTEMPTS) -> Config:
+    """The clients' configuration, ``max_attempts`` attempts per call: unless ``local``, every configured endpoint is
+    ignored and the real one used.
 
     An endpoint is configuration: honoured in a deployed function, it would let whoever may change that
     configuration send every later finding (or the findings role's credentials) to a host that accepts and drops
     them.
     """
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
     if local:
-        return SECURITY_HUB_CLIENT_CONFIG
+        return config
     # botocore has the option since 1.31.7; its type stubs do not list it yet.
-    return SECURITY_HUB_CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))  # type: ignore[call-arg]
+    return config.merge(Config(ignore_configured_endpoint_urls=True))  # type: ignore[call-arg]
 
 
-def security_hub_client(local: bool, max_attempts: int | None = None) -> Any:
-    """A Security Hub client for this account (see ``client_config``), with ``max_attempts`` attempts per call
-    when given instead of the configured number."""
-    config = client_config(local)
-    if max_attempts is not None:
-        config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
-    return boto3.client("securityhub", config=config)
+def aws_client(service: str, local: bool, max_attempts: int = MAX_ATTEMPTS, **credentials: str) -> Any:
+    """A client of ``service`` configured by ``client_config``, signing with ``credentials`` when given
+    (``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``), else with the function's own."""
+    import boto3
+
+    create_client: Callable[..., Any] = boto3.client  # its type stubs know each service by a literal name only
+    return create_client(service, config=client_config(local, max_attempts), **credentials)
+
+
+def security_hub_client(local: bool, max_attempts: int = MAX_ATTEMPTS, **credentials: str) -> Any:
+    """A Security Hub client (see ``aws_client``)."""
+    return aws_client("securityhub", local, max_attempts, **credentials)
 
 
 def endpoint_variables(environ: Mapping[str, str]) -> list[str]:
@@ -160,6 +173,8 @@ class AssumedRolePublishers:
         self._publishers: dict[str, tuple[FindingPublisher, datetime]] = {}
 
     def publisher_for(self, role_arn: str) -> FindingPublisher:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         cached = self._publishers.get(role_arn)
         if cached is not None and self._now() < cached[1] - CREDENTIALS_REFRESH_MARGIN:
             return cached[0]
