@@ -124,6 +124,34 @@ def test_sam_validate_with_lint_passes() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    "nested", sorted(path.name for path in (PROJECT_ROOT / "stacks").glob("*.yaml")), ids=lambda name: name
+)
+def test_sam_validate_with_lint_passes_on_each_nested_template(nested: str) -> None:
+    result = run_tool(str(VENV_BIN / "sam"), "validate", "--template-file", f"stacks/{nested}", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_the_optional_parts_are_nested_applications_with_their_conditions() -> None:
+    applications = {
+        logical_id: resource
+        for logical_id, resource in load_template(TEMPLATE_PATH)["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Application"
+    }
+    assert {name: app["Properties"]["Location"] for name, app in applications.items()} == {
+        "CentralBus": "stacks/central-bus.yaml",
+        "Canary": "stacks/canary.yaml",
+        "TamperEvidence": "stacks/tamper-alerts.yaml",
+        "Notifications": "stacks/notifications.yaml",
+        "SecurityHubExtras": "stacks/security-hub.yaml",
+    }
+    assert all("Condition" in app for app in applications.values())
+    # By default (no topics, no organisation, no Security Hub extras) the canary and the invocation trail remain.
+    assert set(stack("defaults").nested_stacks) == {"Canary", "TamperEvidence"}
+    assert set(stack("everything").nested_stacks) == set(applications)
+
+
 def test_cfn_lint_passes_on_member_forwarder() -> None:
     result = run_tool(str(VENV_BIN / "cfn-lint"), str(FORWARDER_PATH.relative_to(PROJECT_ROOT)))
     assert result.returncode == 0, result.stdout + result.stderr
