@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from samcli.vendor.serverlessrepo.application_metadata import ApplicationMetadata
 from samcli.vendor.serverlessrepo.parser import get_app_metadata, parse_template
 
