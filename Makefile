@@ -48,13 +48,14 @@ $(INSTALLED): requirements-dev.txt functions/detector/requirements.txt pyproject
 
 build: $(BUILT)
 
-$(BUILT): $(INSTALLED) template.yaml $(wildcard functions/detector/*.py) functions/detector/requirements.txt functions/detector/Makefile
+$(BUILT): $(INSTALLED) template.yaml $(wildcard stacks/*.yaml) $(wildcard functions/detector/*.py) functions/detector/requirements.txt functions/detector/Makefile
 	@echo "==> sam build"
 	$(BIN)/sam build --template-file template.yaml --build-dir $(BUILD_DIR)
 	@touch $@
 
-validate: $(INSTALLED)  ## sam validate with cfn-lint, and cfn-lint on the member-account template
+validate: $(INSTALLED)  ## sam validate with cfn-lint on the template and its nested ones, cfn-lint on the member template
 	$(BIN)/sam validate --template-file template.yaml --lint
+	for nested in stacks/*.yaml; do $(BIN)/sam validate --template-file $$nested --lint || exit 1; done
 	$(BIN)/cfn-lint deploy/member-forwarder.yaml
 
 # Local runs use this machine's architecture, so that Docker runs the function's image without emulation;

@@ -111,6 +111,8 @@ def parameter_violations(parameters: Mapping[str, Any], values: Mapping[str, str
     return problems
 
 
+NESTED_PATHS = sorted((PROJECT_ROOT / "stacks").glob("*.yaml"))
+
 # samconfig.toml ---------------------------------------------------------------------------------------------
 
 
@@ -121,6 +123,8 @@ def test_sam_deploy_reads_a_confirmed_reviewable_deployment(sam_reads: dict[str,
     assert deploy["confirm_changeset"] is True
     assert deploy["resolve_s3"] is True
     assert "CAPABILITY_IAM" in deploy["capabilities"]
+    # The optional parts are nested applications, which CloudFormation expands only with this acknowledgement.
+    assert "CAPABILITY_AUTO_EXPAND" in deploy["capabilities"]
     # sam deploy takes the built template when `sam build` has run, else the source one.
     assert deploy["template_file"] in (str(TEMPLATE_PATH), str(PROJECT_ROOT / ".aws-sam" / "build" / "template.yaml"))
     declared = load_template(TEMPLATE_PATH)["Parameters"]
@@ -150,8 +154,9 @@ def test_template_defaults_satisfy_their_own_constraints(template_path: Any) -> 
     [
         (lambda: translate(load_template(TEMPLATE_PATH)), set()),
         (lambda: load_template(FORWARDER_PATH), {"FindingsRole"}),
+        *[(lambda path=path: translate(load_template(path)), set()) for path in NESTED_PATHS],
     ],
-    ids=["template.yaml", "member-forwarder.yaml"],
+    ids=["template.yaml", "member-forwarder.yaml", *[path.name for path in NESTED_PATHS]],
 )
 def test_only_the_findings_role_needs_capability_named_iam(
     template: Callable[[], dict[str, Any]], allowed: set[str]

@@ -162,11 +162,28 @@ def parameter_variants(template: Mapping[str, Any]) -> Iterator[dict[str, str]]:
 
 @cache
 def cloudformation_templates(path: Path) -> list[dict[str, Any]]:
-    """The template as CloudFormation sees it: after the SAM transform, under every parameter variant."""
+    """The template as CloudFormation sees it: after the SAM transform, under every parameter variant; then
+    likewise each local template it nests, whose resources the same deployer creates."""
     template = load_template(path)
-    if "Transform" not in template:
-        return [template]
-    return [translate(template, variant) for variant in parameter_variants(template)]
+    translated = [translate(template, variant) for variant in parameter_variants(template)]
+    found = translated if "Transform" in template else [template]
+    nested = {
+        (path.parent / resource["Properties"]["TemplateURL"]).resolve()
+        for template in found
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    }
+    for nested_path in sorted(nested):
+        found = found + cloudformation_templates(nested_path)
+    return found
+
+
+def nested_template_paths(path: Path) -> set[Path]:
+    return {
+        (path.parent / resource["Properties"]["Location"]).resolve()
+        for resource in load_template(path)["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Application"
+    }
 
 
 def retained(resource: Mapping[str, Any]) -> bool:
@@ -265,10 +282,21 @@ def test_derivation_sees_the_conditional_and_generated_resources() -> None:
     """The conditions and the SAM transform are read: resources only some parameters create are covered, and
     so are those SAM generates from the function (its rule, permission and invoke configuration)."""
     types = resource_types(TEMPLATE_PATH)
+    # Created by the nested applications: the deployer creates their stacks and what they hold.
     assert {"AWS::Scheduler::Schedule", "AWS::SecurityHub::Hub", "AWS::Events::EventBusPolicy"} <= types
+    assert {"AWS::CloudTrail::Trail", "AWS::CloudFormation::Stack"} <= types
     assert {"AWS::Lambda::Permission", "AWS::Lambda::EventInvokeConfig"} <= types
     assert not any(resource_type.startswith("AWS::Serverless::") for resource_type in types)
     assert "AWS::IAM::Role" in resource_types(FORWARDER_PATH)
+
+
+def test_every_nested_template_is_derived() -> None:
+    """Each nested application's template is read, whatever conditions create it."""
+    nested = nested_template_paths(TEMPLATE_PATH)
+    assert len(nested) >= 3
+    for path in nested:
+        own_types = {resource["Type"] for resource in load_template(path)["Resources"].values()}
+        assert own_types <= resource_types(TEMPLATE_PATH), path.name
 
 
 def test_a_missing_action_is_reported() -> None:

@@ -555,8 +555,10 @@ def test_enable_canary_false_creates_no_canary_and_tells_the_detector_nothing() 
         "CanaryScheduleRole",
         "CanaryHeartbeatAlarm",
     }
-    assert canary_parts <= set(detector.template["Resources"])
+    canary_template = load_template(TEMPLATE_PATH.parent / "stacks" / "canary.yaml")
+    assert canary_parts <= set(detector.template["Resources"]) | set(canary_template["Resources"])
     assert not canary_parts & set(detector.resources)
+    assert "Canary" not in detector.nested_stacks
     variables = detector.properties(FUNCTION_ID)["Environment"]["Variables"]
     assert (variables["CANARY_FUNCTION_NAME"], variables["CANARY_ROLE_ARN"]) == ("", "")
 

@@ -125,6 +125,34 @@ def test_sam_validate_with_lint_passes() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    "nested", sorted(path.name for path in (PROJECT_ROOT / "stacks").glob("*.yaml")), ids=lambda name: name
+)
+def test_sam_validate_with_lint_passes_on_each_nested_template(nested: str) -> None:
+    result = run_tool(str(VENV_BIN / "sam"), "validate", "--template-file", f"stacks/{nested}", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_the_optional_parts_are_nested_applications_with_their_conditions() -> None:
+    applications = {
+        logical_id: resource
+        for logical_id, resource in load_template(TEMPLATE_PATH)["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Application"
+    }
+    assert {name: app["Properties"]["Location"] for name, app in applications.items()} == {
+        "CentralBus": "stacks/central-bus.yaml",
+        "Canary": "stacks/canary.yaml",
+        "TamperEvidence": "stacks/tamper-alerts.yaml",
+        "Notifications": "stacks/notifications.yaml",
+        "SecurityHubExtras": "stacks/security-hub.yaml",
+    }
+    assert all("Condition" in app for app in applications.values())
+    # By default (no topics, no organisation, no Security Hub extras) the canary and the invocation trail remain.
+    assert set(stack("defaults").nested_stacks) == {"Canary", "TamperEvidence"}
+    assert set(stack("everything").nested_stacks) == set(applications)
+
+
 def test_cfn_lint_passes_on_member_forwarder() -> None:
     result = run_tool(str(VENV_BIN / "cfn-lint"), str(FORWARDER_PATH.relative_to(PROJECT_ROOT)))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -508,18 +536,19 @@ def test_a_central_bus_admits_this_accounts_other_regions_and_the_organization_w
 # Alarms -----------------------------------------------------------------------------------------------------
 
 
-def _alarms(detector: Stack) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Alarms by (namespace, metric, what they watch: the rule name, else the only dimension's value)."""
-    found = {}
-    for alarm in detector.resources_of_type("AWS::CloudWatch::Alarm").values():
+def _watched_metrics(detector: Stack) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
+    """Every metric an alarm watches, by (namespace, metric, what it watches: the rule name, else the only
+    dimension's value), with the alarm's logical ID and the metric's dimensions. A metric watched twice fails."""
+    found: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    for logical_id, alarm in detector.resources_of_type("AWS::CloudWatch::Alarm").items():
         properties = alarm["Properties"]
-        if "Metrics" in properties:  # metric math over several rules: keyed by its first metric
-            stat = next(metric["MetricStat"] for metric in properties["Metrics"] if "MetricStat" in metric)
-            properties = {**properties, **stat["Metric"]}
-        dimensions = {dimension["Name"]: dimension["Value"] for dimension in properties["Dimensions"]}
-        subject = dimensions.get("RuleName") or next(iter(dimensions.values()))
-        key = (properties["Namespace"], properties["MetricName"], subject)
-        found[key] = {**properties, "Dimensions": dimensions}
+        metrics = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        for metric in metrics or [properties]:
+            dimensions = {dimension["Name"]: dimension["Value"] for dimension in metric["Dimensions"]}
+            subject = dimensions.get("RuleName") or next(iter(dimensions.values()))
+            key = (metric["Namespace"], metric["MetricName"], subject)
+            assert key not in found, f"{key} is watched by {found[key][0]} and {logical_id}"
+            found[key] = (logical_id, dimensions)
     return found
 
 
@@ -534,42 +563,65 @@ def test_alarms_watch_the_function_the_rule_and_both_queues(parameter_set: str) 
         rule_dimensions = {"EventBusName": rule_bus, "RuleName": rule_name}
     dead_letters = detector.attribute("RuleDeadLetterQueue", "QueueName")
     failed = detector.attribute("FailedInvocationQueue", "QueueName")
+    function = {"FunctionName": function_name}
+    # Every signal, and the alarm that adds it up with the others of its kind (docs/operations.md).
     expected = {
-        ("AWS/Lambda", "Errors", function_name): {"FunctionName": function_name},
-        ("AWS/Lambda", "Throttles", function_name): {"FunctionName": function_name},
-        ("AWS/Lambda", "AsyncEventsDropped", function_name): {"FunctionName": function_name},
-        ("AWS/Lambda", "DestinationDeliveryFailures", function_name): {"FunctionName": function_name},
-        ("AWS/Events", "FailedInvocations", rule_name): rule_dimensions,
-        ("AWS/Events", "InvocationsFailedToBeSentToDlq", rule_name): rule_dimensions,
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters): {"QueueName": dead_letters},
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", failed): {"QueueName": failed},
+        ("AWS/Events", "InvocationsFailedToBeSentToDlq", rule_name): ("EventsLostAlarm", rule_dimensions),
+        ("AWS/Lambda", "AsyncEventsDropped", function_name): ("EventsLostAlarm", function),
+        ("AWS/Lambda", "DestinationDeliveryFailures", function_name): ("EventsLostAlarm", function),
+        ("AWS/Events", "FailedInvocations", rule_name): ("EventsWaitingAlarm", rule_dimensions),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters): (
+            "EventsWaitingAlarm",
+            {"QueueName": dead_letters},
+        ),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", failed): ("EventsWaitingAlarm", {"QueueName": failed}),
+        ("AWS/Lambda", "Errors", function_name): ("DetectorFailingAlarm", function),
+        ("AWS/Lambda", "Throttles", function_name): ("DetectorFailingAlarm", function),
     }
     topic = detector.parameters["AlarmTopicArn"]
     if topic:
-        tamper_rule = f"{STACK_NAME}-tamper-alert"
-        expected[("AWS/Events", "FailedInvocations", tamper_rule)] = {"RuleName": tamper_rule}
+        for rule in ("tamper-alert", "tamper-fn", "tamper-hub"):
+            tamper_rule = f"{STACK_NAME}-{rule}"
+            key = ("AWS/Events", "FailedInvocations", tamper_rule)
+            expected[key] = ("TamperAlertDeliveryAlarm", {"RuleName": tamper_rule})
     if detector.parameters["FindingsTopicArn"]:
         notification_rule = f"{STACK_NAME}-new-findings"
-        expected[("AWS/Events", "FailedInvocations", notification_rule)] = {"RuleName": notification_rule}
-    heartbeat = ("AWS/Events", "Invocations", rule_name)
+        key = ("AWS/Events", "FailedInvocations", notification_rule)
+        expected[key] = ("FindingsNotificationDeliveryAlarm", {"RuleName": notification_rule})
     if detector.condition("CanaryEnabled"):
-        expected[heartbeat] = rule_dimensions
+        expected[("AWS/Events", "Invocations", rule_name)] = ("CanaryHeartbeatAlarm", rule_dimensions)
     service = {"service": "lambda-crud-detector"}
-    expected[("LambdaCrudDetector", "FailedCallsFolded", "lambda-crud-detector")] = service
-    expected[("LambdaCrudDetector", "ImplausibleEventTime", "lambda-crud-detector")] = service
-    alarms = _alarms(detector)
-    assert {key: alarm["Dimensions"] for key, alarm in alarms.items()} == expected
-    for key, alarm in alarms.items():
-        assert alarm.get("AlarmActions") == ([topic] if topic else None)
-        if key == heartbeat:
+    expected[("LambdaCrudDetector", "FailedCallsFolded", "lambda-crud-detector")] = ("DetectorAttackedAlarm", service)
+    expected[("LambdaCrudDetector", "ImplausibleEventTime", "lambda-crud-detector")] = (
+        "DetectorAttackedAlarm",
+        service,
+    )
+    assert _watched_metrics(detector) == expected
+
+    alarms = detector.resources_of_type("AWS::CloudWatch::Alarm")
+    for logical_id, alarm in alarms.items():
+        properties = alarm["Properties"]
+        assert properties.get("AlarmActions") == ([topic] if topic else None), logical_id
+        if logical_id == "CanaryHeartbeatAlarm":
             continue  # a missing heartbeat is the failure it exists to report; see the canary tests
-        if key[1] == "FailedCallsFolded":
-            assert alarm["Threshold"] > 0  # a few folded calls are routine; a flood is not
-            continue
         # Each of these metrics is only reported when something fails or waits: no data means all is well.
-        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
-        assert alarm["TreatMissingData"] == "notBreaching"
+        assert properties["ComparisonOperator"] == "GreaterThanThreshold" and properties["Threshold"] == 0
+        assert properties["TreatMissingData"] == "notBreaching"
+        assert properties["EvaluationPeriods"] == 1
+        if "Metrics" in properties:
+            # One expression returns the alarm's data, adding up every metric with no data counted as none.
+            (returned,) = [metric for metric in properties["Metrics"] if metric.get("ReturnData", True)]
+            for metric in properties["Metrics"]:
+                if metric is not returned:
+                    assert f"FILL({metric['Id']}, 0)" in returned["Expression"], (logical_id, metric["Id"])
     assert detector.outputs["EventRuleName"] == rule_name
+
+
+def test_a_few_folded_calls_are_routine_and_a_flood_is_not() -> None:
+    """The attacked alarm counts one for any forged time, and one for more than 100 folded calls in 5 minutes."""
+    metrics = stack("defaults").properties("DetectorAttackedAlarm")["Metrics"]
+    (expression,) = [metric["Expression"] for metric in metrics if "Expression" in metric]
+    assert expression == "FILL(forged, 0) + IF(FILL(folded, 0) > 100, 1, 0)"
 
 
 # Security Hub extras ----------------------------------------------------------------------------------------
@@ -595,8 +647,9 @@ def test_insight_groups_this_detectors_findings_and_waits_for_a_hub_created_alon
     assert filters["RecordState"] == [{"Comparison": "EQUALS", "Value": "ACTIVE"}]
     assert insight["Properties"]["GroupByAttribute"] == "ResourceId"
     # The insight depends on a handle whose metadata refers to the hub only when the stack creates one.
-    handle = detector.template["Resources"][insight["DependsOn"]]
-    assert detector.resolve(handle["Metadata"]) == {
+    extras = detector.nested("SecurityHubExtras")
+    handle = extras.template["Resources"][insight["DependsOn"]]
+    assert extras.resolve(handle["Metadata"]) == {
         "Hub": detector.attribute("SecurityHub", "Ref") if detector.parameters["EnableSecurityHub"] == "true" else ""
     }
 

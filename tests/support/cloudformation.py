@@ -35,8 +35,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
-from samtranslator.translator.transform import transform
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +93,18 @@ def translate(template: Mapping[str, Any], parameters: Mapping[str, str] | None 
         if resource["Type"] == "AWS::Serverless::Function":
             # `sam deploy` uploads the code first and puts its S3 location here; the transform requires one.
             resource["Properties"]["CodeUri"] = "s3://artifacts-bucket/detector.zip"
-    return transform(sam_template, {**PSEUDO_PARAMETERS, **(parameters or {})}, _NoManagedPolicies())
+    parameter_values = {**PSEUDO_PARAMETERS, **(parameters or {})}
+    # What samtranslator.translator.transform.transform does, with a session that names the Region: the
+    # transform asks for one when a template nests an application, and never calls AWS for a local Location.
+    to_py27_compatible_template(sam_template, parameter_values)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    translated = translator.translate(
+        sam_template, parameter_values=parameter_values, get_managed_policy_map=_NoManagedPolicies().load
+    )
+    return undo_mark_unicode_str_in_template(translated)
+
+
+NESTED_STACK_TYPES = ("AWS::CloudFormation::Stack", "AWS::Serverless::Application")
 
 
 class TemplateError(Exception):
@@ -100,8 +114,19 @@ class TemplateError(Exception):
 class Stack:
     """A CloudFormation template evaluated for one set of parameter values."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, str] | None = None,
+        *,
+        stack_name: str = STACK_NAME,
+        directory: Path = PROJECT_ROOT,
+    ) -> None:
         self.template = template
+        self.stack_name = stack_name
+        self.directory = directory
+        """Where a local nested application's Location is read from (the template's own directory)."""
+        self._nested: dict[str, Stack] = {}
         declared = template.get("Parameters", {})
         unknown = set(parameters or {}) - set(declared)
         if unknown:
@@ -144,22 +169,79 @@ class Stack:
     # Resources and outputs ------------------------------------------------------------------------------------
 
     def exists(self, logical_id: str) -> bool:
+        owner = self._owner(logical_id)
+        if owner is not self:
+            return owner.exists(logical_id)
         resource = self.template["Resources"].get(logical_id)
         return resource is not None and ("Condition" not in resource or self.condition(resource["Condition"]))
 
     @property
-    def resources(self) -> dict[str, dict[str, Any]]:
-        """Every resource these parameters create, with its properties resolved."""
+    def own_resources(self) -> dict[str, dict[str, Any]]:
+        """The resources of this template alone that these parameters create, with their properties resolved."""
         return {
             logical_id: {**resource, "Properties": self.resolve(resource.get("Properties", {}))}
             for logical_id, resource in self.template["Resources"].items()
             if self.exists(logical_id)
         }
 
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """Every resource these parameters create, here and in the nested stacks created, properties resolved."""
+        found = self.own_resources
+        for nested in self.nested_stacks.values():
+            found.update(nested.resources)
+        return found
+
+    # Nested applications --------------------------------------------------------------------------------------
+
+    @property
+    def nested_stacks(self) -> dict[str, Stack]:
+        """The nested stacks these parameters create, by the logical ID of the application that creates them."""
+        return {
+            logical_id: self.nested(logical_id)
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] in NESTED_STACK_TYPES and self.exists(logical_id)
+        }
+
+    def nested(self, logical_id: str) -> Stack:
+        """The stack that the nested application ``logical_id`` creates, from its local template."""
+        if logical_id not in self._nested:
+            resource = self.template["Resources"][logical_id]
+            properties = resource["Properties"]
+            location = properties.get("TemplateURL", properties.get("Location"))
+            if not isinstance(location, str) or "://" in location:
+                raise TemplateError(f"{logical_id}: only a local nested template can be read, not {location!r}")
+            path = (self.directory / location).resolve()
+            parameters = {key: str(value) for key, value in self.resolve(properties.get("Parameters", {})).items()}
+            nested = Stack(
+                translate(load_template(path), parameters),
+                parameters,
+                stack_name=generated_name(logical_id, self.stack_name),
+                directory=path.parent,
+            )
+            clashes = set(nested.template["Resources"]) & set(self.template["Resources"])
+            if clashes:
+                raise TemplateError(f"{location} reuses the parent's logical IDs {sorted(clashes)}")
+            self._nested[logical_id] = nested
+        return self._nested[logical_id]
+
+    def _owner(self, logical_id: str) -> Stack:
+        """This stack if it declares ``logical_id``; else the created nested stack that does; else this stack."""
+        if logical_id in self.template["Resources"]:
+            return self
+        for nested in self.nested_stacks.values():
+            owner = nested._owner(logical_id)
+            if logical_id in owner.template["Resources"]:
+                return owner
+        return self
+
     def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
 
     def properties(self, logical_id: str) -> dict[str, Any]:
+        owner = self._owner(logical_id)
+        if owner is not self:
+            return owner.properties(logical_id)
         if not self.exists(logical_id):
             raise TemplateError(f"{logical_id} is not created with these parameters")
         return self.resolve(self.template["Resources"][logical_id].get("Properties", {}))
@@ -230,6 +312,8 @@ class Stack:
     def ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
             return NO_VALUE
+        if name == "AWS::StackName":
+            return self.stack_name
         if name in PSEUDO_PARAMETERS:
             return PSEUDO_PARAMETERS[name]
         if name in self.parameters:
@@ -238,6 +322,9 @@ class Stack:
 
     def attribute(self, logical_id: str, attribute: str) -> Any:
         """A resource's Ref or attribute, in the form AWS documents for its type."""
+        owner = self._owner(logical_id)
+        if owner is not self:
+            return owner.attribute(logical_id, attribute)
         if logical_id not in self.template["Resources"]:
             raise TemplateError(f"reference to undefined resource {logical_id}")
         if not self.exists(logical_id):
@@ -248,8 +335,16 @@ class Stack:
         prefix = f"arn:aws:{{service}}:{REGION}:{ACCOUNT_ID}"
 
         def name_property(key: str) -> str:
-            return str(self.resolve(properties[key])) if key in properties else generated_name(logical_id)
+            if key in properties:
+                return str(self.resolve(properties[key]))
+            return generated_name(logical_id, self.stack_name)
 
+        if kind in NESTED_STACK_TYPES and attribute.startswith("Outputs."):
+            outputs = self.nested(logical_id).outputs
+            name = attribute.removeprefix("Outputs.")
+            if name not in outputs:
+                raise TemplateError(f"{logical_id} has no output {name} with these parameters")
+            return outputs[name]
         values = self._attributes(kind, logical_id, properties, name_property, prefix)
         if attribute not in values:
             raise TemplateError(f"cannot evaluate {logical_id}.{attribute}: not modelled here for {kind}")
@@ -307,11 +402,11 @@ class Stack:
         return {}
 
 
-def generated_name(logical_id: str) -> str:
+def generated_name(logical_id: str, stack_name: str = STACK_NAME) -> str:
     """A name of the shape CloudFormation generates: stack, logical ID and a random suffix, at most 64 chars."""
     suffix = "1A2B3C4D5E6F"
     room = 64 - len(suffix) - 2
-    head = f"{STACK_NAME}-{logical_id}"[:room]
+    head = f"{stack_name}-{logical_id}"[:room]
     return f"{head}-{suffix}"
 
 
