@@ -53,10 +53,12 @@ BILLED_MS_PER_INVOCATION = 100.0
 MEMORY_GB = 256 / 1024
 """The function's MemorySize in template.yaml: Lambda bills the configured memory, not the memory used."""
 LOG_BYTES_PER_INVOCATION = 1_500
-DETECTOR_ALARMS = 11
-"""The detector stack's alarms with the defaults (canary on, no topics): the function's errors, throttles, dropped
-events and destination failures, the rule's failed invocations and dead-letter failures, the two queues, the
-heartbeat, the flood and the implausible event time."""
+DETECTOR_ALARMS = 14
+"""The detector's alarm metrics with the defaults (canary on, no topics). CloudWatch prices an alarm per metric it
+reads, so each metric of a metric-math alarm is counted: events lost (3: dropped, destination failures, dead-letter
+failures), events waiting (3: the rule's failed invocations, the two queues), the detector failing (2: errors,
+throttles), the detector attacked (2: implausible event times, folded calls), the heartbeat (1), and the tamper
+alerts' delivery (3: one per rule)."""
 FORWARDER_ALARMS = 1
 DETECTOR_CUSTOM_METRICS = 4
 """Findings, Allowlisted, CanaryHeartbeat and ColdStart: the metrics a healthy detector emits every month."""
