@@ -545,7 +545,7 @@ def _role_of_assumed_role(arn: str) -> str | None:
 # FunctionArn, TaggableResource, PolicyResourceArn): [arn:PARTITION:lambda:][REGION:][ACCOUNT:][function:]NAME
 # [:QUALIFIER], every part before the name optional. Split at the colons, the parts before the name are told apart
 # by their shape; only where the name sits is ambiguous ("123456789012:x" is account 123456789012 and function x,
-# or function 123456789012 and qualifier x), so every reading is kept. tests/test_function_names.py checks these
+# or function 123456789012 and qualifier x), so every reading is kept. tests/unit/test_function_names.py checks these
 # against the model's own patterns.
 _PREFIX_PARTS = (
     (re.compile(r"arn"), re.compile(r"(aws[a-zA-Z-]*)?"), re.compile(r"lambda")),

@@ -19,8 +19,8 @@ parameter's text is used as is) or render nested applications. Pseudo parameters
 
 How its faithfulness is checked: the transform is samtranslator's own; the conditions are checked against
 cfn-lint's condition solver on the same translated template, for every parameter set of the template tests
-(tests/test_cloudformation_reader.py); ``sam validate --lint`` and cfn-lint run on the templates themselves
-(tests/test_template.py). The resolution of intrinsic functions has no independent check of that kind: the
+(tests/template/test_cloudformation_reader.py); ``sam validate --lint`` and cfn-lint run on the templates themselves
+(tests/template/test_template.py). The resolution of intrinsic functions has no independent check of that kind: the
 template tests assert the values it gives.
 """
 

@@ -1,6 +1,6 @@
 """The templates in both findings modes: who may assume what, what the findings role may do, and the outputs.
 
-template.yaml is evaluated as tests/test_template.py does; deploy/member-forwarder.yaml as CloudFormation would
+template.yaml is evaluated as tests/template/test_template.py does; deploy/member-forwarder.yaml as CloudFormation would
 for one stack instance, in account 123456789012 and Region us-east-1 (tests.support.cloudformation's pseudo parameters),
 with the detector elsewhere or here.
 """
@@ -20,7 +20,7 @@ from tests.support.cloudformation import (
     load_template,
     policy_statements,
 )
-from tests.test_template import ORGANIZATION_ID, PARAMETER_SETS, actions_of, stack
+from tests.template.test_template import ORGANIZATION_ID, PARAMETER_SETS, actions_of, stack
 
 SECURITY_ACCOUNT = "999988887777"
 DETECTOR_ROLE_ARN = f"arn:aws:iam::{SECURITY_ACCOUNT}:role/lambda-crud-detector-DetectorRole-1A2B3C4D5E6F"

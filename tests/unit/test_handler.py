@@ -297,5 +297,5 @@ def test_folds_are_imported_with_fewer_attempts_so_that_a_throttled_fold_holds_n
         for name, client in (("own", deployment.publisher._client), ("folds", deployment.fold_publisher._client))
     }
     assert attempts == {"own": MAX_ATTEMPTS, "folds": FOLD_IMPORT_ATTEMPTS} and FOLD_IMPORT_ATTEMPTS < MAX_ATTEMPTS
-    # Deployed, as the main publisher (tests/test_endpoint_config.py), it ignores the endpoint it is told.
+    # Deployed, as the main publisher (tests/unit/test_endpoint_config.py), it ignores the endpoint it is told.
     assert deployment.fold_publisher._client.meta.endpoint_url == "https://securityhub.us-east-1.amazonaws.com"

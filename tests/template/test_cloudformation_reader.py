@@ -10,7 +10,7 @@ from typing import Any
 from cfnlint.template import Template
 
 from tests.support.cloudformation import REGION, TEMPLATE_PATH, Stack, load_template, translate
-from tests.test_template import PARAMETER_SETS, every_parameter_set
+from tests.template.test_template import PARAMETER_SETS, every_parameter_set
 
 
 def pinned(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 
 from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate, functions_named
-from tests.test_tamper import (
+from tests.unit.test_tamper import (
     CANARY_NAME,
     DEPLOY_ROLE,
     DETECTOR,

@@ -14,7 +14,7 @@ from app import Detector
 from cloudtrail import MAX_ENVELOPE_DISTANCE, MAX_FUTURE_SKEW, implausible_event_time, unwrap
 from tests.asff import assert_valid_finding
 from tests.conftest import stored_findings
-from tests.test_tamper import canary_record, change_record, detector_started, emf_metrics, invoke, lambda_event
+from tests.unit.test_tamper import canary_record, change_record, detector_started, emf_metrics, invoke, lambda_event
 
 __all__ = ["detector_started"]  # the fixture, imported for the tests here
 

@@ -32,7 +32,7 @@ from tests.asff import assert_valid_finding
 from tests.conftest import FakeLambdaContext, json_log_lines, new_detector, stored_findings
 from tests.support.cases import load_cases
 from tests.support.cloudformation import FORWARDER_PATH, Stack, as_list, load_template
-from tests.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
+from tests.template.test_template import PARAMETER_SETS, PRODUCT_ARN, stack
 
 ACCOUNT = "111122223333"
 DEFAULT_PATTERN = "*DeployRole"
@@ -581,7 +581,7 @@ def test_logs_of_an_invalid_event_carry_no_record(
 
 
 # --- Deployed permissions ----------------------------------------------------------------------------------------
-# Complements tests/test_template.py, which checks the policies of the resource types it knows: here every policy
+# Complements tests/template/test_template.py, which checks the policies of the resource types it knows: here every policy
 # statement anywhere in either template is found by its shape, so a policy added under another resource type or
 # property is checked too.
 

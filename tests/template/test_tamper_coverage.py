@@ -19,7 +19,7 @@ import botocore.loaders
 import pytest
 
 from tests.support.cloudformation import FORWARDER_PATH, Stack, load_template
-from tests.test_tamper_evidence import (
+from tests.template.test_tamper_evidence import (
     ACCOUNT_ID,
     ALARM_TOPIC,
     ATTACKER,
@@ -221,7 +221,7 @@ def test_purging_repermissioning_or_deleting_a_failure_queue_raises_a_tamper_ale
     assert not alerts(api_call("sqs", action, {"queueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/orders"}))
     dead_letters = forwarder(AlarmTopicArn=ALARM_TOPIC)
     pattern = dead_letters.properties("ForwarderTamperAlertRule")["EventPattern"]
-    from tests.test_tamper_evidence import matches
+    from tests.template.test_tamper_evidence import matches
 
     assert matches(
         pattern, api_call("sqs", action, {"queueUrl": dead_letters.attribute("ForwarderDeadLetterQueue", "Ref")})

@@ -10,8 +10,8 @@ import pytest
 from samcli.cli.types import CfnParameterOverridesType
 
 from lambda_crud_detector import backtest, cost
+from tests.cli.test_backtest import ACCOUNT, role_calls, run_backtest, write_log
 from tests.support.cloudformation import TEMPLATE_PATH, load_template
-from tests.test_backtest import ACCOUNT, role_calls, run_backtest, write_log
 
 ALLOWED_PATTERN = re.compile(load_template(TEMPLATE_PATH)["Parameters"]["AllowlistPatterns"]["AllowedPattern"])
 
@@ -101,7 +101,7 @@ def test_lambda_cost_grows_with_writes_and_the_canary_costs_even_an_idle_month()
 
 
 def test_the_cost_page_table_is_the_one_the_formula_gives() -> None:
-    page = (Path(__file__).resolve().parent.parent / "docs" / "cost.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text(encoding="utf-8")
     assert cost.example_table() in page, (
         "docs/cost.md's table is stale: paste `python -m lambda_crud_detector.cost --table`"
     )

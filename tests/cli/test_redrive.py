@@ -38,10 +38,10 @@ from lambda_crud_detector.redrive import (
     Redrive,
 )
 from tests.conftest import stored_findings
+from tests.integration.test_end_to_end import build_dir  # noqa: F401 (a fixture: the built function, shared with that module)
 from tests.support.cases import INVALID, load_cases
 from tests.support.cloudformation import FORWARDER_PATH, load_template
 from tests.support.local_runtime import LocalFunction, LocalSecurityHub, detector_function, local_security_hub
-from tests.test_end_to_end import build_dir  # noqa: F401 (a fixture: the built function, shared with that module)
 from tests.user_commands import run_make
 
 REGION = "us-east-1"

@@ -1,7 +1,7 @@
 """`make invoke` without Docker: the sam command it runs, read by sam's own code, and how its outcome is judged.
 
 The command comes from `make -n` (printed, not run), so these tests see what the Makefile really runs. sam reads
-it with its work replaced by a recorder, in a separate interpreter. The run in Docker itself is tests/test_docker.py.
+it with its work replaced by a recorder, in a separate interpreter. The run in Docker itself is tests/integration/test_docker.py.
 """
 
 from __future__ import annotations

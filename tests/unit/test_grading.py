@@ -245,7 +245,7 @@ def test_every_behaviour_has_its_own_technique_and_a_runbook_within_the_limit() 
 
 def test_every_behaviour_has_a_sample() -> None:
     sampled = {case.expected_behaviour for case in load_cases() if case.expected_verdict == "finding"}
-    # The detector's own change needs the detector's identity, which a sample cannot carry: tests/test_tamper.py.
+    # The detector's own change needs the detector's identity, which a sample cannot carry: tests/unit/test_tamper.py.
     assert set(BEHAVIOURS) - sampled == {"detector-changed"}
 
 
