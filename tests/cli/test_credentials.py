@@ -147,3 +147,15 @@ def test_make_securityhub_check_signs_every_call_with_the_named_profile_and_stay
     services = {signature["service"] for signature in signatures(security_hub)}
     assert services == {"sts", "securityhub"}
     assert {(s["key"], s["region"]) for s in signatures(security_hub)} == {(PROFILE_KEY, PROFILE_REGION)}
+
+
+def test_make_backtest_reads_lookup_events_with_the_named_profile(
+    security_hub: RecordingSecurityHub, profile_files: dict[str, str]
+) -> None:
+    # The recording endpoint stands in for CloudTrail: an empty page of events, so the history read is empty.
+    environment = {**profile_files, "AWS_PROFILE": PROFILE, "AWS_ENDPOINT_URL_CLOUDTRAIL": security_hub.url}
+    completed = run_make("backtest", ["--lookup-events", "--since", "1d", "--no-progress"], environment)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    found = signatures(security_hub)
+    assert {signature["service"] for signature in found} == {"cloudtrail"}
+    assert {(s["key"], s["region"]) for s in found} == {(PROFILE_KEY, PROFILE_REGION)}
