@@ -275,8 +275,14 @@ def implausible_time_finding(
 
 
 def fold_id(fold: Fold) -> str:
-    """``AWS.LAMBDA.CRUD/fold/<digest>``: one per principal, action, window and execution environment."""
-    key = [fold.key.principal, fold.key.action, asff_timestamp(fold.key.window_start), fold.environment]
+    """``AWS.LAMBDA.CRUD/fold/<digest>``: one per principal, action, behaviour, window and execution environment."""
+    key = [
+        fold.key.principal,
+        fold.key.action,
+        fold.key.behaviour,
+        asff_timestamp(fold.key.window_start),
+        fold.environment,
+    ]
     digest = hashlib.sha256(json.dumps(key, ensure_ascii=True).encode("ascii")).hexdigest()
     return f"{RULE_ID}/fold/{digest[:CONTENT_DIGEST_CHARS]}"
 
@@ -293,6 +299,7 @@ def fold_finding(fold: Fold, detector: DetectorAccount, updated_at: datetime) ->
     window = f"{asff_timestamp(fold.key.window_start)} to {asff_timestamp(fold.window_end)}"
     principal, action, count = fold.key.principal, fold.key.action, fold.count
     listed = ", ".join(fold.event_ids)
+    targets = ", ".join(fold.targets) + (" and others" if fold.more_targets else "")
     finding.update(
         Id=fold_id(fold),
         CreatedAt=first_seen,
@@ -303,9 +310,9 @@ def fold_finding(fold: Fold, detector: DetectorAccount, updated_at: datetime) ->
             f"[{_clip(principal, 120)}] failed Lambda [{_clip(action, 48)}] at least {count} more times", MAX_TITLE
         ),
         Description=_clip(
-            f"A flood of failed calls, folded: at least {count} more failed {action} calls by {principal} "
-            f"between {window}, after the first ones, which have findings of their own. The first folded call: "
-            + finding["Description"],
+            f"A flood of failed calls, folded: at least {count} more failed {action} calls ({fold.key.behaviour}) by "
+            f"{principal} between {window}, on {targets}, after the first ones, which have findings of their own. "
+            "The first folded call: " + finding["Description"],
             MAX_DESCRIPTION,
         ),
     )
@@ -316,6 +323,7 @@ def fold_finding(fold: Fold, detector: DetectorAccount, updated_at: datetime) ->
             "folded.countIs": "at least: exact for one execution environment when imported",
             "folded.eventIDs": _clip(listed, MAX_PRODUCT_FIELD_VALUE),
             "folded.eventIDsListed": f"{len(fold.event_ids)} of {count}",
+            "folded.targets": _clip(targets, MAX_PRODUCT_FIELD_VALUE),
             "folded.window": window,
             "folded.environment": _clip(fold.environment or "unknown", MAX_PRODUCT_FIELD_VALUE),
         }

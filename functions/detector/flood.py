@@ -1,8 +1,10 @@
 """Fold floods of failed calls, so that they cost few imports and bury nothing (docs/flood.md).
 
-A failed call (``errorCode`` present) by one principal, of one action, in one window of ``eventTime`` is reported on
-its own for the first ``FOLD_AFTER``; every later one joins the window's fold: one finding that lists their
-eventIDs (at most ``MAX_LISTED_EVENT_IDS``) and counts them all. The window is cut on eventTime, never on the time a
+A failed call (``errorCode`` present) by one principal, of one action and one behaviour, in one window of
+``eventTime`` is reported on its own for the first ``FOLD_AFTER``; every later one joins the window's fold: one
+finding that lists their eventIDs (at most ``MAX_LISTED_EVENT_IDS``) and the functions or layers they named (at most
+``MAX_LISTED_TARGETS``), and counts them all. The behaviour is part of the key, so that a flood of harmless failed
+calls can never fold away a failed attempt at something worse (a public grant among failed tag changes). The window is cut on eventTime, never on the time a
 record arrives, so that backtest folds as the detector does. A successful call, and a call on the detector itself,
 is never folded.
 
@@ -28,12 +30,17 @@ FOLD_AFTER = 5
 WINDOW = timedelta(minutes=15)
 REIMPORT_AFTER = timedelta(seconds=60)
 MAX_LISTED_EVENT_IDS = 40
+MAX_LISTED_TARGETS = 10
+"""Distinct functions or layers a fold lists: the calls it absorbs may each name another."""
+_TARGET_FIELDS = ("functionName", "layerName", "resource", "resourceArn", "uuid", "name")
+"""Where a Lambda request names what it acts on, most specific first."""
 MAX_FOLDS = 200
 """Folds kept in memory, each with its first folded record (up to EventBridge's 256 KB). Past it, the oldest whose
 count is imported are forgotten, and later calls of theirs reported on their own; if none can be forgotten, so is
 the call (a finding too many, never too few)."""
 MAX_KEYS_COUNTED = 10_000
-"""Principal, action and window triples whose failed calls are counted towards FOLD_AFTER (a few bytes each)."""
+"""Principal, action, behaviour and window keys whose failed calls are counted towards FOLD_AFTER (a few bytes
+each)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -41,6 +48,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 class FoldKey:
     principal: str
     action: str
+    behaviour: str
     window_start: datetime
 
 
@@ -56,6 +64,10 @@ class Fold:
     count: int = 0
     """Folded calls."""
     event_ids: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    """The distinct functions or layers the folded calls named, in the order first seen."""
+    more_targets: bool = False
+    """Some folded call named a target past ``MAX_LISTED_TARGETS``."""
     earliest_event_time: datetime | None = None
     last_event_time: datetime | None = None
     imported_count: int = 0
@@ -96,6 +108,17 @@ def window_start(moment: datetime) -> datetime:
     return _EPOCH + WINDOW * ((moment - _EPOCH) // WINDOW)
 
 
+def target_of(event: CloudTrailEvent) -> str:
+    """What a call named as its target (a function, a layer, a mapping), as the caller wrote it; "-" for none."""
+    request = event.record.get("requestParameters")
+    if isinstance(request, dict):
+        for name in _TARGET_FIELDS:
+            value = request.get(name)
+            if isinstance(value, str) and value:
+                return value[:256]
+    return "-"
+
+
 def foldable(event: CloudTrailEvent, verdict: Verdict) -> bool:
     """A failed call that is not a call on the detector itself."""
     return bool(event.record.get("errorCode")) and verdict.kind == "finding" and not verdict.changes_detector
@@ -119,7 +142,9 @@ class FloodFolder:
         caller = event.record.get("userIdentity")
         caller_arn = caller.get("arn") if isinstance(caller, dict) else None
         principal = verdict.principal_arn or (caller_arn if isinstance(caller_arn, str) else None) or "unidentified"
-        key = FoldKey(principal, verdict.action or "unknown", window_start(event.event_time))
+        key = FoldKey(
+            principal, verdict.action or "unknown", verdict.behaviour or "unknown", window_start(event.event_time)
+        )
         if key not in self._seen and len(self._seen) >= MAX_KEYS_COUNTED:
             self._forget_counts()
         seen = self._seen[key] = self._seen.get(key, 0) + 1
@@ -134,6 +159,12 @@ class FloodFolder:
         event_id = event.record.get("eventID")
         if len(fold.event_ids) < MAX_LISTED_EVENT_IDS and isinstance(event_id, str):
             fold.event_ids.append(event_id)
+        target = target_of(event)
+        if target not in fold.targets:
+            if len(fold.targets) < MAX_LISTED_TARGETS:
+                fold.targets.append(target)
+            else:
+                fold.more_targets = True
         if fold.last_event_time is None or event.event_time > fold.last_event_time:
             fold.last_event_time = event.event_time
         if fold.earliest_event_time is None or event.event_time < fold.earliest_event_time:

@@ -13,7 +13,7 @@ import pytest
 from app import Detector
 from bench.flood import denied_call, real_change, run_flood
 from cloudtrail import unwrap
-from finding import DetectorAccount
+from finding import DetectorAccount, fold_finding
 from flood import FOLD_AFTER, MAX_LISTED_EVENT_IDS, WINDOW, FloodFolder, window_start
 from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
@@ -145,3 +145,42 @@ def test_memory_is_bounded_and_a_forgotten_fold_never_loses_a_call(monkeypatch: 
     # The first principal's fold was forgotten: its later calls are findings of their own, not a fold restarted
     # at zero under the same Id, whose imports Security Hub would ignore as not newer.
     assert fail(principals[0], 99) is None
+
+
+def denied_add_permission(index: int, function_name: str, principal: str) -> dict[str, Any]:
+    """A denied AddPermission by the flooding role (built from the API reference, as bench.flood's calls are)."""
+    event = denied_call(START + timedelta(seconds=index), index)
+    event["detail"]["eventName"] = "AddPermission20150331v2"
+    event["detail"]["requestParameters"] = {
+        "functionName": function_name,
+        "statementId": f"s{index}",
+        "action": "lambda:InvokeFunction",
+        "principal": principal,
+    }
+    return event
+
+
+def test_a_flood_of_harmless_failed_calls_never_folds_away_an_attempt_at_something_worse() -> None:
+    folder = FloodFolder("environment")
+    for index in range(FOLD_AFTER + 3):  # enough harmless failures to open a fold of their own
+        folder.admit(*judged(denied_add_permission(index, "dev-fn", "s3.amazonaws.com")))
+    attempt = judged(denied_add_permission(99, "payments-prod", "*"))
+    assert attempt[1].behaviour == "public-permission"
+    # The public grant is another behaviour: it starts its own count, and is reported on its own.
+    assert folder.admit(*attempt) is None
+
+
+def test_a_fold_names_every_function_its_calls_named_up_to_its_bound() -> None:
+    folder = FloodFolder("environment")
+    folds = [
+        folder.admit(*judged(denied_add_permission(index, f"fn-{index}", "s3.amazonaws.com")))
+        for index in range(FOLD_AFTER + 12)
+    ]
+    fold = folds[-1]
+    assert fold is not None and fold.count == 12
+    assert fold.targets == [f"fn-{index}" for index in range(FOLD_AFTER, FOLD_AFTER + 10)]
+    assert fold.more_targets
+    finding = fold_finding(fold, DetectorAccount(DETECTOR_ACCOUNT, "aws", "us-east-1"), START + timedelta(hours=1))
+    assert finding["ProductFields"]["folded.targets"].startswith(f"fn-{FOLD_AFTER}, ")
+    assert finding["ProductFields"]["folded.targets"].endswith(" and others")
+    assert f"fn-{FOLD_AFTER}" in finding["Description"]
