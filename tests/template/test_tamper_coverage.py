@@ -311,3 +311,23 @@ def test_with_an_organisation_the_findings_role_is_assumed_only_inside_it() -> N
     policies = {policy["PolicyName"]: policy for policy in detector.properties("DetectorRole")["Policies"]}
     (statement,) = policies["AssumeFindingsRole"]["PolicyDocument"]["Statement"]
     assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": ORGANIZATION_ID}}
+
+
+def test_an_invocation_by_a_qualified_arn_raises_a_tamper_alert() -> None:
+    for qualifier in ("$LATEST", "7", "live"):
+        assert alerts(invocation(ATTACKER, f"{DETECTOR_ARN}:{qualifier}")), qualifier
+    assert not alerts(invocation(EVENTBRIDGE, f"{DETECTOR_ARN}:live"))
+
+
+def test_importing_findings_as_anyone_but_the_detector_raises_a_tamper_alert() -> None:
+    """An import that reuses a real finding's Id with a later UpdatedAt rewrites it: only the detector imports."""
+    detector_role = detector_stack(AlarmTopicArn=ALARM_TOPIC).attribute("DetectorRole", "Arn")
+
+    def imported_by(identity: dict[str, Any]) -> dict[str, Any]:
+        event = api_call("securityhub", "BatchImportFindings", {"findings": [{"id": "AWS.LAMBDA.CRUD/x"}]})
+        event["detail"]["userIdentity"] = identity
+        return event
+
+    assert not alerts(imported_by(assumed(detector_role)))
+    assert alerts(imported_by(assumed(f"arn:aws:iam::{ACCOUNT_ID}:role/Analyst")))
+    assert alerts(imported_by({"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/dev"}))
