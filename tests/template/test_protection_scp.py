@@ -257,3 +257,10 @@ def test_the_evaluation_can_deny() -> None:
     # The checks above pass vacuously if nothing is ever denied; this one cannot.
     assert denied("cloudtrail:StopLogging", "*", ATTACKER)
     assert not denied("cloudtrail:StopLogging", "*", DEPLOYMENT_ROLE)
+
+
+def test_a_public_url_or_a_tag_on_the_detector_is_denied_to_all_but_the_deployment_role() -> None:
+    detector = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{STACK_NAME}"
+    for action in ("lambda:CreateFunctionUrlConfig", "lambda:TagResource", "lambda:UntagResource"):
+        assert denied(action, detector, ATTACKER), action
+        assert not denied(action, detector, DEPLOYMENT_ROLE), action
