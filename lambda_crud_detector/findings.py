@@ -86,6 +86,21 @@ COLUMNS = {
 # Arguments ---------------------------------------------------------------------------------------------------
 
 
+def add_security_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--region`` and ``--endpoint-url``: which Security Hub a command reads or writes (shared by every command
+    that talks to Security Hub, so that each takes the same environment variables)."""
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or None,
+        help="Security Hub Region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the AWS config)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL_SECURITYHUB") or None,
+        help="a Security Hub endpoint to use instead of AWS's (default: $AWS_ENDPOINT_URL_SECURITYHUB)",
+    )
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """A moment, from a duration back from ``now`` (``30m``, ``24h``, ``7d``, ``2w``) or an ISO 8601 date or time
     (``2026-11-01``, ``2026-11-01T08:00:00Z``; without an offset, UTC)."""
@@ -142,16 +157,7 @@ def argument_parser() -> argparse.ArgumentParser:
         help="only calls by a principal whose ARN (the role, or the caller as recorded) matches",
     )
     parser.add_argument("--json", action="store_true", help="print the findings themselves, as a JSON array")
-    parser.add_argument(
-        "--region",
-        default=os.environ.get("AWS_REGION") or None,
-        help="Security Hub Region (default: $AWS_REGION, else $AWS_DEFAULT_REGION or the AWS config)",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL_SECURITYHUB") or None,
-        help="a Security Hub endpoint to use instead of AWS's (default: $AWS_ENDPOINT_URL_SECURITYHUB)",
-    )
+    add_security_hub_arguments(parser)
     parser.add_argument(
         "--page-size",
         type=parse_page_size,

@@ -17,7 +17,6 @@ answered); 1 when one of those failed; 2 on a usage or configuration error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -29,7 +28,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from lambda_crud_detector.findings import _explain
+from lambda_crud_detector.findings import _explain, add_security_hub_arguments
 
 GENERATOR_ID = "lambda-crud-detector/securityhub-check"
 """Not the rule's GeneratorId (AWS.LAMBDA.CRUD): the detector's notification rule and viewer never pick it up."""
@@ -190,16 +189,7 @@ def argument_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--region",
-        default=os.environ.get("AWS_REGION") or None,
-        help="the Security Hub Region the detector imports into (default: $AWS_REGION, else the AWS config)",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL_SECURITYHUB") or None,
-        help="a Security Hub endpoint to use instead of AWS's (default: $AWS_ENDPOINT_URL_SECURITYHUB)",
-    )
+    add_security_hub_arguments(parser)
     parser.add_argument(
         "--wait",
         type=float,
