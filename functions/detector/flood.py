@@ -18,8 +18,9 @@ Pure: no I/O, no clock of its own (the caller passes ``now``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from cloudtrail import CloudTrailEvent
@@ -35,9 +36,14 @@ MAX_LISTED_TARGETS = 10
 _TARGET_FIELDS = ("functionName", "layerName", "resource", "resourceArn", "uuid", "name")
 """Where a Lambda request names what it acts on, most specific first."""
 MAX_FOLDS = 200
-"""Folds kept in memory, each with its first folded record (up to EventBridge's 256 KB). Past it, the oldest whose
-count is imported are forgotten, and later calls of theirs reported on their own; if none can be forgotten, so is
-the call (a finding too many, never too few)."""
+"""Folds kept in memory, each with its first folded record (trimmed, see below). Past it, the oldest whose count is
+imported are forgotten, and later calls of theirs reported on their own; if none can be forgotten, so is the call (a
+finding too many, never too few)."""
+MAX_KEPT_RECORD_CHARACTERS = 16_384
+"""A fold keeps its first folded record whole only up to this size as JSON; a larger one is kept without its
+``requestParameters`` and ``responseElements`` (the fold still lists the targets its calls named), so that 200 folds
+hold a few megabytes at most, never 200 records of EventBridge's 256 KB."""
+_NOT_KEPT: dict[str, None] = {"requestParameters": None, "responseElements": None}
 MAX_KEYS_COUNTED = 10_000
 """Principal, action, behaviour and window keys whose failed calls are counted towards FOLD_AFTER (a few bytes
 each)."""
@@ -119,6 +125,13 @@ def target_of(event: CloudTrailEvent) -> str:
     return "-"
 
 
+def kept(event: CloudTrailEvent) -> CloudTrailEvent:
+    """``event`` as a fold keeps it: whole when small, else without what the caller's request made large."""
+    if len(json.dumps(event.record, default=str)) <= MAX_KEPT_RECORD_CHARACTERS:
+        return event
+    return replace(event, record={**event.record, **_NOT_KEPT})
+
+
 def foldable(event: CloudTrailEvent, verdict: Verdict) -> bool:
     """A failed call that is not a call on the detector itself."""
     return bool(event.record.get("errorCode")) and verdict.kind == "finding" and not verdict.changes_detector
@@ -154,7 +167,7 @@ class FloodFolder:
         if fold is None:
             if not self._room():
                 return None
-            fold = self._folds[key] = Fold(key, event, verdict, self.environment)
+            fold = self._folds[key] = Fold(key, kept(event), verdict, self.environment)
         fold.count += 1
         event_id = event.record.get("eventID")
         if len(fold.event_ids) < MAX_LISTED_EVENT_IDS and isinstance(event_id, str):

@@ -5,6 +5,7 @@ its documented import rate (bench/flood.py), so that nothing here depends on the
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +15,7 @@ from app import Detector
 from bench.flood import denied_call, real_change, run_flood
 from cloudtrail import unwrap
 from finding import DetectorAccount, fold_finding
-from flood import FOLD_AFTER, MAX_LISTED_EVENT_IDS, WINDOW, FloodFolder, window_start
+from flood import FOLD_AFTER, MAX_KEPT_RECORD_CHARACTERS, MAX_LISTED_EVENT_IDS, WINDOW, FloodFolder, window_start
 from rule import DetectorIdentity, FunctionRef, RuleSettings, evaluate
 from tests.conftest import DETECTOR_ACCOUNT, FakeLambdaContext, stored_findings
 from tests.support import strict_securityhub
@@ -184,3 +185,19 @@ def test_a_fold_names_every_function_its_calls_named_up_to_its_bound() -> None:
     assert finding["ProductFields"]["folded.targets"].startswith(f"fn-{FOLD_AFTER}, ")
     assert finding["ProductFields"]["folded.targets"].endswith(" and others")
     assert f"fn-{FOLD_AFTER}" in finding["Description"]
+
+
+def test_a_fold_keeps_a_large_first_record_without_its_request() -> None:
+    folder = FloodFolder("environment")
+    padding = "x" * (MAX_KEPT_RECORD_CHARACTERS * 4)
+    events = [denied_add_permission(index, "dev-fn", "s3.amazonaws.com") for index in range(FOLD_AFTER + 2)]
+    for event in events:
+        event["detail"]["requestParameters"]["description"] = padding
+    folds = [folder.admit(*judged(event)) for event in events]
+    fold = folds[-1]
+    assert fold is not None and fold.count == 2
+    assert fold.first.record["requestParameters"] is None
+    assert fold.first.record["eventID"] == events[FOLD_AFTER]["detail"]["eventID"]
+    assert fold.targets == ["dev-fn"]  # what the request named is still listed
+    finding = fold_finding(fold, DetectorAccount(DETECTOR_ACCOUNT, "aws", "us-east-1"), START + timedelta(hours=1))
+    assert padding not in json.dumps(finding)
