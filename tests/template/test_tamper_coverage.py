@@ -331,3 +331,11 @@ def test_importing_findings_as_anyone_but_the_detector_raises_a_tamper_alert() -
     assert not alerts(imported_by(assumed(detector_role)))
     assert alerts(imported_by(assumed(f"arn:aws:iam::{ACCOUNT_ID}:role/Analyst")))
     assert alerts(imported_by({"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/dev"}))
+
+
+def test_a_write_on_the_detector_or_canary_in_a_record_without_read_only_raises_a_tamper_alert() -> None:
+    """readOnly is optional in CloudTrail's record contents: a record without it is judged by its name."""
+    for function_name in (DETECTOR_NAME, CANARY_NAME):
+        event = lambda_call("DeleteFunction20150331", function_name)
+        del event["detail"]["readOnly"]
+        assert alerts(event), function_name
