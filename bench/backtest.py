@@ -212,18 +212,23 @@ def measure(records: int, repetitions: int, workers: int | None = None, seed: in
         paths = write_synthetic_trail(root, records, seed)
         counts = backtest_counts(root, workers)
         matches = counts == plain_counts(paths) and sum(counts.values()) == records
-        subject: list[float] = []
-        baseline: list[float] = []
-        for repetition in range(repetitions):
-            turns: list[tuple[list[float], Callable[[], Any]]] = [
-                (subject, lambda: backtest_counts(root, workers)),
-                (baseline, lambda: baseline_read(paths)),
-            ]
-            for samples, action in turns if repetition % 2 == 0 else reversed(turns):
-                started = time.perf_counter()
-                action()
-                samples.append(time.perf_counter() - started)
-    return BacktestSpeed(records, len(paths), workers, counts, matches, tuple(subject), tuple(baseline))
+        subject, baseline = in_turns(lambda: backtest_counts(root, workers), lambda: baseline_read(paths), repetitions)
+    return BacktestSpeed(records, len(paths), workers, counts, matches, subject, baseline)
+
+
+def in_turns(
+    subject: Callable[[], Any], baseline: Callable[[], Any], repetitions: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Wall seconds of ``subject`` and ``baseline`` run in turns, the first to run alternating, so that a machine
+    getting slower or faster weighs on both alike."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    for repetition in range(repetitions):
+        turns = [(samples[0], subject), (samples[1], baseline)]
+        for taken, action in turns if repetition % 2 == 0 else reversed(turns):
+            started = time.perf_counter()
+            action()
+            taken.append(time.perf_counter() - started)
+    return tuple(samples[0]), tuple(samples[1])
 
 
 def details(speed: BacktestSpeed) -> list[str]:

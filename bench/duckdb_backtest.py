@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.backtest import backtest_counts, write_synthetic_trail
+from bench.backtest import backtest_counts, in_turns, write_synthetic_trail
 
 # DuckDB infers the records' structure from the files (read_json's default), as a team's first query would.
 VERDICT_QUERY = """
@@ -104,21 +102,6 @@ class DuckDBComparison:
     @property
     def ratio(self) -> float:
         return statistics.median(s / b for s, b in zip(self.subject, self.baseline, strict=True))
-
-
-def in_turns(
-    subject: Callable[[], Any], baseline: Callable[[], Any], repetitions: int
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Wall seconds of ``subject`` and ``baseline`` run in turns, the first to run alternating, so that a machine
-    getting slower or faster weighs on both alike."""
-    samples: tuple[list[float], list[float]] = ([], [])
-    for repetition in range(repetitions):
-        turns = [(samples[0], subject), (samples[1], baseline)]
-        for taken, action in turns if repetition % 2 == 0 else reversed(turns):
-            started = time.perf_counter()
-            action()
-            taken.append(time.perf_counter() - started)
-    return tuple(samples[0]), tuple(samples[1])
 
 
 def measure(
